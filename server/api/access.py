@@ -1,0 +1,51 @@
+"""Who is calling and what they may do: shared by the WebSocket and REST endpoints."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+
+from server.auth import tokens
+from server.auth.permissions import resolve
+from server.context import AppContext
+from server.persistence.roster import RoomInfo, UserInfo
+from server.types import NO_ACCESS, Role, RoomAccess, RoomKind
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
+    """The roster user behind a valid token. Raises ``tokens.InvalidToken``."""
+    user_id = tokens.verify(ctx.jwt_secret, token)
+    user = await ctx.roster.get_user(user_id)
+    if user is None:
+        raise tokens.InvalidToken("unknown user")
+    return user
+
+
+async def access_to(ctx: AppContext, user: UserInfo, room_id: str) -> tuple[RoomInfo | None, RoomAccess]:
+    room = await ctx.roster.get_room(room_id)
+    if room is None:
+        return None, NO_ACCESS
+    access = await resolve(
+        ctx.roster, user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
+    )
+    return room, access
+
+
+def origin_allowed(ctx: AppContext, headers: Headers) -> bool:
+    """Refuse cross-site WebSockets from pages we do not know.
+
+    Non-browser clients send no Origin and are let through: they must present a token
+    anyway. Browsers always send one.
+    """
+    origin = headers.get("origin")
+    if not origin:
+        return True
+    allowed = ctx.settings.origins
+    if allowed is not None:
+        return origin in allowed or "*" in allowed
+    parts = urlsplit(origin)
+    host = headers.get("host", "")
+    return parts.netloc == host or (parts.hostname or "") in _LOCAL_HOSTS

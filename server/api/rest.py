@@ -1,0 +1,161 @@
+"""REST endpoints under ``/api/``; each documented in OpenAPI at ``/api/openapi.json``.
+
+The OpenAPI document is built from the handlers' docstrings (the YAML after ``---``).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from server.api.access import access_to, authenticate
+from server.auth.tokens import InvalidToken
+from server.context import AppContext
+from server.persistence.roster import UserInfo
+from server.types import DOC_NAME_RE
+
+schemas = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "Atelier API", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+        },
+        "security": [{"bearer": []}],
+    }
+)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+async def _user(request: Request) -> UserInfo | JSONResponse:
+    ctx: AppContext = request.app.state.ctx
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    try:
+        return await authenticate(ctx, token)
+    except InvalidToken as exc:
+        return _error(401, "unauthenticated", str(exc))
+
+
+def _room_json(room) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"id": room.id, "kind": str(room.kind), "name": room.name, "class_id": room.class_id}
+
+
+async def me(request: Request) -> Response:
+    """
+    ---
+    summary: The calling user and the rooms they belong to.
+    responses:
+      200:
+        description: "{id, role, display_name, rooms: [{id, kind, name, class_id}]}"
+      401:
+        description: Missing, invalid or expired token.
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    rooms = await ctx.roster.rooms_of(user.id)
+    return JSONResponse(
+        {
+            "id": user.id,
+            "role": str(user.role),
+            "display_name": user.display_name,
+            "rooms": [_room_json(r) for r in rooms],
+        }
+    )
+
+
+async def room(request: Request) -> Response:
+    """
+    ---
+    summary: A room and what the caller may do in it.
+    parameters:
+      - {name: room_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: "{id, kind, name, class_id, access: {docs, chat, moderate, lock}}"
+      401:
+        description: Missing, invalid or expired token.
+      403:
+        description: No access to this room (also for a room that does not exist).
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    info, access = await access_to(ctx, user, request.path_params["room_id"])
+    if info is None or not access.may_enter:
+        return _error(403, "forbidden", "no access to this room")
+    return JSONResponse(
+        {
+            **_room_json(info),
+            "access": {
+                "docs": access.docs.name.lower(),
+                "chat": access.chat,
+                "moderate": access.moderate,
+                "lock": access.lock,
+            },
+        }
+    )
+
+
+async def doc_lock(request: Request) -> Response:
+    """
+    ---
+    summary: Read (GET) or set (PUT) whether a doc is locked (read-only for students).
+    description: 'PUT takes {"locked": true|false}; only a teacher of the class may set it.'
+    parameters:
+      - {name: room_id, in: path, required: true, schema: {type: string}}
+      - {name: doc_name, in: path, required: true, schema: {type: string, pattern: "^[a-z0-9_-]{1,64}$"}}
+    responses:
+      200:
+        description: '{"locked": bool}'
+      400:
+        description: Bad doc name or body.
+      401:
+        description: Missing, invalid or expired token.
+      403:
+        description: No access to this room, or not allowed to lock.
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    room_id = request.path_params["room_id"]
+    doc_name = request.path_params["doc_name"]
+    if not DOC_NAME_RE.fullmatch(doc_name):
+        return _error(400, "bad_request", "invalid document name")
+    info, access = await access_to(ctx, user, room_id)
+    if info is None or not access.may_enter:
+        return _error(403, "forbidden", "no access to this room")
+    if request.method == "GET":
+        return JSONResponse({"locked": await ctx.store.is_locked(room_id, doc_name)})
+    if not access.lock:
+        return _error(403, "forbidden", "only the class's teacher may lock a document")
+    try:
+        body = await request.json()
+        locked = body["locked"]
+        if not isinstance(locked, bool):
+            raise TypeError
+    except Exception:
+        return _error(400, "bad_request", 'expected {"locked": true|false}')
+    await ctx.registry.set_locked(room_id, doc_name, locked)
+    return JSONResponse({"locked": locked})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(schemas.get_schema(routes=request.app.routes))
+
+
+routes = [
+    Route("/api/me", me, methods=["GET"]),
+    Route("/api/rooms/{room_id}", room, methods=["GET"]),
+    Route("/api/rooms/{room_id}/docs/{doc_name}/lock", doc_lock, methods=["GET", "PUT"]),
+    Route("/api/openapi.json", openapi, include_in_schema=False),
+]

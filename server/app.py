@@ -1,0 +1,74 @@
+"""The Starlette application: routes and one lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from server.api import health, rest
+from server.api.yjs import yjs_endpoint
+from server.bus import create_bus
+from server.config import Settings, get_settings
+from server.context import AppContext
+from server.persistence.db import create_engine
+from server.persistence.docs import DocStore
+from server.persistence.roster import Roster
+from server.rooms.registry import RoomRegistry
+
+log = logging.getLogger(__name__)
+
+CLIENT_DIR = Path(__file__).resolve().parent.parent / "client_demo"
+
+
+def _client_root() -> Path:
+    built = CLIENT_DIR / "dist"
+    return built if (built / "index.html").exists() else CLIENT_DIR
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        store = DocStore(engine)
+        bus = create_bus(settings)
+        await bus.start()
+        registry = RoomRegistry(settings, store, bus)
+        await registry.start()
+        ctx = AppContext(
+            settings=settings,
+            engine=engine,
+            store=store,
+            roster=Roster(engine),
+            bus=bus,
+            registry=registry,
+            jwt_secret=settings.resolved_jwt_secret(),
+        )
+        app.state.ctx = ctx
+        log.info("node %s ready", settings.node_id)
+        try:
+            yield
+        finally:
+            ctx.draining = True
+            ok = await registry.close(settings.shutdown_grace_s)
+            await bus.close()
+            await engine.dispose()
+            log.info("node %s stopped (%s)", settings.node_id, "flushed" if ok else "NOT flushed")
+
+    routes = [
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        WebSocketRoute("/yjs/{room_id}/{doc_name}", yjs_endpoint),
+        *rest.routes,
+    ]
+    root = _client_root()
+    if root.exists():
+        routes.append(Mount("/", StaticFiles(directory=root, html=True), name="client"))
+    return Starlette(routes=routes, lifespan=lifespan)

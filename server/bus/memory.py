@@ -1,0 +1,62 @@
+"""The in-process bus: the embedded default, and the twin the bus tests run beside Redis.
+
+Nodes that share one :class:`MemoryHub` see each other's messages, exactly like nodes on
+one Redis; a server running alone has a hub of one, so a publish costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import defaultdict
+
+from server.bus.base import Envelope, Handler
+from server.types import NodeId
+
+log = logging.getLogger(__name__)
+
+
+class MemoryHub:
+    def __init__(self) -> None:
+        self.subscribers: dict[str, dict[NodeId, Handler]] = defaultdict(dict)
+
+
+class InMemoryBus:
+    def __init__(self, node_id: NodeId, hub: MemoryHub | None = None) -> None:
+        self.node_id = node_id
+        self.hub = hub or MemoryHub()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        for subs in self.hub.subscribers.values():
+            subs.pop(self.node_id, None)
+
+    async def publish(self, topic: str, kind: str, payload: bytes) -> None:
+        subs = self.hub.subscribers.get(topic)
+        if not subs:
+            return
+        env = Envelope(self.node_id, kind, payload)
+        for node, handler in list(subs.items()):
+            if node == self.node_id:
+                continue  # a node ignores its own echo
+            try:
+                result = handler(topic, env)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("bus handler failed on topic %s", topic)
+
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        self.hub.subscribers[topic][self.node_id] = handler
+
+    async def unsubscribe(self, topic: str) -> None:
+        subs = self.hub.subscribers.get(topic)
+        if subs is not None:
+            subs.pop(self.node_id, None)
+            if not subs:
+                del self.hub.subscribers[topic]
+
+    async def ping(self) -> None:
+        return None

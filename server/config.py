@@ -1,0 +1,139 @@
+"""Settings, read from the environment with the prefix ``ATELIER_``.
+
+Every setting says what it does, its default and when to change it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder for the SQLite database and the generated JWT secret.",
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///data/atelier.db",
+        description=(
+            "SQLAlchemy async URL. SQLite (aiosqlite, WAL) for one node; "
+            "`postgresql+psycopg://` when several nodes share the data."
+        ),
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Unset: in-process bus, one node. Set: nodes share rooms over Redis pub/sub.",
+    )
+    jwt_secret: str | None = Field(
+        default=None,
+        description=(
+            "HS256 key for tokens. Unset: generated once and kept in DATA_DIR/jwt_secret "
+            "(mode 600). Set it to the same value on every node of a cluster."
+        ),
+    )
+    node_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="This process's name on the bus; unique per node. Default: host-pid.",
+    )
+    allowed_origins: str | None = Field(
+        default=None,
+        description=(
+            "Comma list of Origins allowed to open a WebSocket or call the API from a "
+            "browser. Unset: same origin and localhost only."
+        ),
+    )
+    demo: bool = Field(
+        default=False,
+        description="Demo mode (the client's demo sign-in). `make run` turns it on.",
+    )
+
+    # --- limits: each one protects the node from one client ---
+    max_frame_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        description=(
+            "Largest WebSocket message accepted; larger closes the socket with 1009. "
+            "2 MiB holds a long report with its history; raise it for docs with big "
+            "embedded media, lower it to cap memory per socket."
+        ),
+    )
+    rate_frames_per_second: float = Field(
+        default=200.0,
+        description=(
+            "Sustained frames per second one socket may send (token bucket). A fast "
+            "typist sends ~15 updates/s plus awareness; 200 leaves room for bursts "
+            "after a reconnect. Past it the socket is closed with 1008."
+        ),
+    )
+    rate_burst: int = Field(default=1000, description="Token bucket size for the above.")
+    send_queue_frames: int = Field(
+        default=2048,
+        description=(
+            "Frames queued towards one socket before it counts as too slow and is closed "
+            "with 1013 (it resyncs on reconnect). Protects the room from a stalled laptop."
+        ),
+    )
+
+    # --- persistence: write-behind with group commit ---
+    flush_interval_ms: int = Field(
+        default=50,
+        description=(
+            "Group-commit window: updates are appended to the database at most this long "
+            "after they arrive, many per transaction. Lower: less at risk on SIGKILL "
+            "(clients resend on reconnect anyway); higher: fewer transactions."
+        ),
+    )
+    flush_max_batch: int = Field(default=1000, description="Most updates in one transaction.")
+    compact_after_updates: int = Field(
+        default=500,
+        description=(
+            "Fold a doc's update log into its snapshot once it holds this many updates, "
+            "and on unload. Keeps loads fast; the fold runs under a lock."
+        ),
+    )
+    doc_unload_delay_s: float = Field(
+        default=5.0,
+        description=(
+            "Seconds a doc stays loaded after its last client leaves, so a page reload or a "
+            "flaky Wi-Fi reconnect does not reload it from the database."
+        ),
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0, description="Seconds allowed for flushing on SIGTERM before exit."
+    )
+    awareness_timeout_s: float = Field(
+        default=30.0,
+        description="Awareness states not renewed for this long are dropped (y-protocols: 30 s).",
+    )
+
+    @cached_property
+    def origins(self) -> list[str] | None:
+        if not self.allowed_origins:
+            return None
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret, or the one generated once in the data folder."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        return value
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,173 @@
+"""The doc store: a snapshot per doc plus an append-only log of Yjs updates.
+
+Theory of operation. Rooms append client updates in batches (group commit: one
+transaction per batch, whatever the number of docs). Once a doc's log grows, or when its
+room unloads, :meth:`DocStore.compact` folds the log into the snapshot. Several nodes may
+append to and compact the same doc at once, so:
+
+- The fold is a *pure merge* (``pycrdt.merge_updates``): an update whose causal
+  dependencies are not stored yet (appended out of order by another node) is kept in the
+  merged snapshot as pending, instead of being dropped as applying it to a Doc would.
+- A fold deletes exactly the log rows it read, by id. On PostgreSQL ids come from a
+  sequence at insert time, so an id can commit *after* a larger one: "delete id <= max"
+  would lose it.
+- The fold locks the doc row (``FOR NO KEY UPDATE`` on PostgreSQL, the write lock on
+  SQLite), so two folds of one doc run one after the other. ``NO KEY`` because appends
+  take a ``KEY SHARE`` lock on that row through the log's foreign key: a fold never blocks
+  an append.
+- A load reads the log *before* the snapshot. Under READ COMMITTED, a fold committing
+  between the two reads then moves rows we already read into a snapshot we read next
+  (duplicates are harmless: updates are idempotent). The other order could miss them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pycrdt
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from server.persistence.db import is_postgres, writer
+from server.persistence.models import doc_t, doc_update_t, utcnow
+
+#: Ids per DELETE statement: under SQLite's bound-parameter limit, small enough for PG.
+_DELETE_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDoc:
+    snapshot: bytes | None  # folded state (a Yjs v1 update) or None
+    updates: list[bytes]  # log entries not yet folded, in id order
+    locked: bool
+
+
+EMPTY = StoredDoc(None, [], False)
+
+
+class DocStore:
+    """Reads and writes docs; stateless apart from the engine, so safe to share."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self._pg = is_postgres(engine)
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+        return postgresql.insert(table) if self._pg else sqlite.insert(table)
+
+    def _where(self, room_id: str, doc_name: str) -> sa.ColumnElement[bool]:
+        return sa.and_(doc_t.c.room_id == room_id, doc_t.c.name == doc_name)
+
+    def _log_where(self, room_id: str, doc_name: str) -> sa.ColumnElement[bool]:
+        return sa.and_(doc_update_t.c.room_id == room_id, doc_update_t.c.doc_name == doc_name)
+
+    async def load(self, room_id: str, doc_name: str) -> StoredDoc:
+        """The stored doc; a missing one is ``StoredDoc(None, [], False)``. Creates nothing."""
+        async with self._engine.connect() as conn:
+            # Log first, then snapshot: see the module docstring.
+            rows = await conn.execute(
+                sa.select(doc_update_t.c.data)
+                .where(self._log_where(room_id, doc_name))
+                .order_by(doc_update_t.c.id)
+            )
+            updates = [bytes(r) for r in rows.scalars()]
+            head = (
+                await conn.execute(
+                    sa.select(doc_t.c.snapshot, doc_t.c.locked).where(
+                        self._where(room_id, doc_name)
+                    )
+                )
+            ).first()
+        if head is None:
+            return StoredDoc(None, updates, False) if updates else EMPTY
+        snapshot = bytes(head.snapshot) if head.snapshot is not None else None
+        return StoredDoc(snapshot, updates, bool(head.locked))
+
+    async def append(self, items: Sequence[tuple[str, str, bytes]]) -> None:
+        """Append ``(room_id, doc_name, update)`` items, all in one transaction."""
+        if not items:
+            return
+        async with self._writer.begin() as conn:
+            await self._append_in(conn, items)
+
+    async def _append_in(
+        self, conn: AsyncConnection, items: Sequence[tuple[str, str, bytes]]
+    ) -> None:
+        now = utcnow()
+        # Sorted, so that two batches creating the same docs lock them in the same order
+        # (no deadlock between nodes on PostgreSQL).
+        keys = sorted({(room, name) for room, name, _ in items})
+        await conn.execute(
+            self._insert(doc_t).on_conflict_do_nothing(index_elements=["room_id", "name"]),
+            [{"room_id": r, "name": n, "created_at": now, "updated_at": now} for r, n in keys],
+        )
+        await conn.execute(
+            doc_update_t.insert(),
+            [
+                {"room_id": r, "doc_name": n, "data": data, "created_at": now}
+                for r, n, data in items
+            ],
+        )
+
+    async def log_size(self, room_id: str, doc_name: str) -> int:
+        """How many updates wait in the log (the caller compacts past a threshold)."""
+        async with self._engine.connect() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(doc_update_t)
+                .where(self._log_where(room_id, doc_name))
+            )
+        return int(count or 0)
+
+    async def compact(self, room_id: str, doc_name: str) -> bool:
+        """Fold the log into the snapshot. True if any log row was folded."""
+        async with self._writer.begin() as conn:
+            head_q = sa.select(doc_t.c.snapshot).where(self._where(room_id, doc_name))
+            if self._pg:
+                head_q = head_q.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+            head = (await conn.execute(head_q)).first()
+            if head is None:
+                return False  # no doc row, hence (foreign key) no log either
+            rows = (
+                await conn.execute(
+                    sa.select(doc_update_t.c.id, doc_update_t.c.data)
+                    .where(self._log_where(room_id, doc_name))
+                    .order_by(doc_update_t.c.id)
+                )
+            ).all()
+            if not rows:
+                return False
+            parts = [bytes(head.snapshot)] if head.snapshot is not None else []
+            parts.extend(bytes(r.data) for r in rows)
+            await conn.execute(
+                doc_t.update()
+                .where(self._where(room_id, doc_name))
+                .values(snapshot=pycrdt.merge_updates(*parts), updated_at=utcnow())
+            )
+            ids = [r.id for r in rows]
+            for start in range(0, len(ids), _DELETE_CHUNK):
+                chunk = ids[start : start + _DELETE_CHUNK]
+                await conn.execute(doc_update_t.delete().where(doc_update_t.c.id.in_(chunk)))
+        return True
+
+    async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None:
+        """Lock or unlock a doc (read-only for students); creates the doc row if missing."""
+        now = utcnow()
+        stmt = self._insert(doc_t).values(
+            room_id=room_id, name=doc_name, locked=locked, created_at=now, updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["room_id", "name"], set_={"locked": locked, "updated_at": now}
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(stmt)
+
+    async def is_locked(self, room_id: str, doc_name: str) -> bool:
+        async with self._engine.connect() as conn:
+            locked = await conn.scalar(
+                sa.select(doc_t.c.locked).where(self._where(room_id, doc_name))
+            )
+        return bool(locked)

@@ -1,0 +1,204 @@
+"""The tables: the roster (schools, classes, groups, users, memberships) and the docs.
+
+Room ids *are* class ids and group ids (one namespace, unique across both), so a
+``Membership.room_id`` and a ``Doc.room_id`` carry no foreign key: they point at either
+table. Every type is spelled out (lengths, ``LargeBinary``, a non-native enum) so that the
+hand-written migration ``0001`` and this metadata compare equal on SQLite and PostgreSQL;
+a test holds them to it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from server.types import Role
+
+# Named constraints, so that later migrations (SQLite batch mode included) can address them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Ids are short slugs (``2nde-a-g1``, ``s-01``); names are what people read.
+ID_LEN = 64
+NAME_LEN = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id(*args: sa.SchemaItem, **kw: bool) -> sa.Column[str]:
+    """An id column: every id of the schema has the same type, so joins compare alike."""
+    return sa.Column(sa.String(ID_LEN), *args, **kw)
+
+
+class School(SQLModel, table=True):
+    __tablename__ = "school"
+
+    id: str = Field(sa_column=_id(primary_key=True))
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+
+
+class SchoolClass(SQLModel, table=True):
+    """A class; its id is also the id of its room (``kind=class``)."""
+
+    __tablename__ = "school_class"
+
+    id: str = Field(sa_column=_id(primary_key=True))
+    school_id: str = Field(
+        sa_column=_id(sa.ForeignKey("school.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+
+
+class ClassGroup(SQLModel, table=True):
+    """A project group inside a class; its id is also its room id (``kind=group``)."""
+
+    __tablename__ = "class_group"
+
+    id: str = Field(sa_column=_id(primary_key=True))
+    class_id: str = Field(
+        sa_column=_id(
+            sa.ForeignKey("school_class.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A person of the roster. ``user`` is reserved in PostgreSQL, hence ``app_user``."""
+
+    __tablename__ = "app_user"
+
+    id: str = Field(sa_column=_id(primary_key=True))
+    # Admins of the region belong to no school.
+    school_id: str | None = Field(
+        default=None,
+        sa_column=_id(sa.ForeignKey("school.id", ondelete="SET NULL"), nullable=True, index=True),
+    )
+    # Stored as the enum's *values* ("student"), in a VARCHAR: a native PostgreSQL enum
+    # would make adding a role a migration of its own.
+    role: Role = Field(
+        sa_column=sa.Column(
+            sa.Enum(
+                Role,
+                name="role",
+                native_enum=False,
+                length=16,
+                values_callable=lambda e: [m.value for m in e],
+                create_constraint=True,
+            ),
+            nullable=False,
+        )
+    )
+    display_name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+
+
+class Membership(SQLModel, table=True):
+    """A user in a room (a class or a group). Students hold both; teachers their class."""
+
+    __tablename__ = "membership"
+
+    user_id: str = Field(
+        sa_column=_id(sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    )
+    room_id: str = Field(sa_column=_id(primary_key=True, index=True))
+
+
+class ParentLink(SQLModel, table=True):
+    __tablename__ = "parent_link"
+
+    parent_id: str = Field(
+        sa_column=_id(sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
+    )
+    student_id: str = Field(
+        sa_column=_id(
+            sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
+
+
+class Doc(SQLModel, table=True):
+    """One Yjs doc of a room: its folded snapshot and its lock.
+
+    ``updated_at`` moves when the row itself changes (a fold, a lock), not on every append:
+    appends never touch this row, so they never wait on a compaction's row lock.
+    """
+
+    __tablename__ = "doc"
+
+    room_id: str = Field(sa_column=_id(primary_key=True))
+    name: str = Field(sa_column=_id(primary_key=True))
+    snapshot: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary(), nullable=True)
+    )
+    locked: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+
+
+class DocUpdate(SQLModel, table=True):
+    """The append-only log of a doc's updates not yet folded into its snapshot."""
+
+    __tablename__ = "doc_update"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["room_id", "doc_name"], ["doc.room_id", "doc.name"], ondelete="CASCADE"
+        ),
+        sa.Index("ix_doc_update_doc", "room_id", "doc_name", "id"),
+        # Ids never reused on SQLite either: the log reads in one order everywhere.
+        {"sqlite_autoincrement": True},
+    )
+
+    # BIGINT on PostgreSQL; plain INTEGER on SQLite, where only that is a rowid alias
+    # (and so autoincrements).
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    room_id: str = Field(sa_column=_id(nullable=False))
+    doc_name: str = Field(sa_column=_id(nullable=False))
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+
+
+#: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
+school_t: sa.Table = School.__table__  # type: ignore[assignment]
+school_class_t: sa.Table = SchoolClass.__table__  # type: ignore[assignment]
+class_group_t: sa.Table = ClassGroup.__table__  # type: ignore[assignment]
+user_t: sa.Table = User.__table__  # type: ignore[assignment]
+membership_t: sa.Table = Membership.__table__  # type: ignore[assignment]
+parent_link_t: sa.Table = ParentLink.__table__  # type: ignore[assignment]
+doc_t: sa.Table = Doc.__table__  # type: ignore[assignment]
+doc_update_t: sa.Table = DocUpdate.__table__  # type: ignore[assignment]
+
+metadata = SQLModel.metadata

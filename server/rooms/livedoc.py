@@ -1,0 +1,85 @@
+"""A doc loaded in memory: the pycrdt ``Doc``, its awareness and the sockets on it.
+
+A LiveDoc is created LOADING and becomes READY once its snapshot and update log are
+applied; only then does any socket attach. A load that fails leaves it FAILED and it is
+dropped from the registry: it is never served empty, so nothing empty can be written
+over the real doc. After its last socket leaves it is flushed, compacted and GONE.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from pycrdt import Doc
+
+from server.sync.awareness import AwarenessTable
+from server.sync.session import DocSession
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from server.rooms.peer import Peer
+
+
+class DocLoadError(RuntimeError):
+    """The doc could not be loaded; the client should retry later."""
+
+
+class DocState(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    GONE = "gone"
+
+
+class LiveDoc:
+    __slots__ = (
+        "awareness",
+        "compacting",
+        "doc",
+        "loading",
+        "locked",
+        "log_size",
+        "name",
+        "room_id",
+        "sessions",
+        "state",
+        "topic",
+        "unload_task",
+    )
+
+    def __init__(self, room_id: str, name: str) -> None:
+        self.room_id = room_id
+        self.name = name
+        self.topic = f"doc:{room_id}/{name}"
+        self.doc: Doc = Doc()
+        self.awareness = AwarenessTable()
+        self.sessions: dict[Peer, DocSession] = {}
+        self.state = DocState.LOADING
+        self.locked = False
+        #: Updates in the database log not yet folded into the snapshot (this node's view).
+        self.log_size = 0
+        self.compacting = False
+        self.loading: asyncio.Task[None] | None = None
+        self.unload_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<LiveDoc {self.room_id}/{self.name} {self.state.value} {len(self.sessions)}>"
+
+    def attach(self, peer: Peer) -> DocSession:
+        if self.state is not DocState.READY:
+            raise DocLoadError(f"doc is {self.state.value}")
+        session = DocSession(self.doc, self.awareness)
+        self.sessions[peer] = session
+        return session
+
+    def detach(self, peer: Peer) -> bytes | None:
+        """Forget a socket; return the awareness frame removing its clients, if any."""
+        session = self.sessions.pop(peer, None)
+        return session.closing() if session is not None else None
+
+    def fan_out(self, frame: bytes, exclude: Peer | None = None) -> None:
+        for peer in self.sessions:
+            if peer is not exclude:
+                peer.send(frame)

@@ -1,0 +1,174 @@
+"""A peer: one client socket as the rooms see it — theory of operation.
+
+States (illegal transitions raise, they never guess)::
+
+    CONNECTING ──authorise──▶ AUTHORISED ──join──▶ JOINED ──close──▶ CLOSING ──▶ CLOSED
+         └───────────────────────┴──────────────────────┴──close──▶ CLOSING
+
+Sending never awaits the socket. ``send`` puts the frame on a bounded queue that one
+writer task drains, so broadcasting to a room is a loop of list appends and a slow
+laptop on a weak link cannot slow its room: when its queue is full it is closed with
+1013 and resyncs on reconnect (the client is a replica; nothing is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from typing import Protocol
+
+from server.types import RoomAccess, UserId
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+CLOSE_TRY_LATER = 1013
+CLOSE_BAD_FRAME = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+class Transport(Protocol):
+    async def send(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class PeerState(enum.Enum):
+    CONNECTING = "connecting"
+    AUTHORISED = "authorised"
+    JOINED = "joined"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_ALLOWED: dict[PeerState, frozenset[PeerState]] = {
+    PeerState.CONNECTING: frozenset({PeerState.AUTHORISED, PeerState.CLOSING}),
+    PeerState.AUTHORISED: frozenset({PeerState.JOINED, PeerState.CLOSING}),
+    PeerState.JOINED: frozenset({PeerState.CLOSING}),
+    PeerState.CLOSING: frozenset({PeerState.CLOSED}),
+    PeerState.CLOSED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class Peer:
+    __slots__ = (
+        "_close",
+        "_queue",
+        "_wake",
+        "_writer",
+        "access",
+        "close_code",
+        "max_queue",
+        "state",
+        "transport",
+        "user_id",
+    )
+
+    def __init__(self, transport: Transport, *, max_queue: int) -> None:
+        self.transport = transport
+        self.max_queue = max_queue
+        self.state = PeerState.CONNECTING
+        self.user_id: UserId | None = None
+        self.access: RoomAccess | None = None
+        self.close_code: int | None = None
+        self._queue: deque[bytes] = deque()
+        self._wake = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.user_id} {self.state.value}>"
+
+    def _to(self, new: PeerState) -> None:
+        if new not in _ALLOWED[self.state]:
+            raise IllegalTransition(f"{self.state.value} → {new.value}")
+        self.state = new
+
+    def authorise(self, user_id: UserId, access: RoomAccess) -> None:
+        self._to(PeerState.AUTHORISED)
+        self.user_id = user_id
+        self.access = access
+
+    def joined(self) -> None:
+        self._to(PeerState.JOINED)
+
+    @property
+    def open(self) -> bool:
+        return self.state in (PeerState.AUTHORISED, PeerState.JOINED)
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame; never blocks. A peer too far behind is closed with 1013."""
+        if self.state in (PeerState.CLOSING, PeerState.CLOSED):
+            return
+        if len(self._queue) >= self.max_queue:
+            self.close(CLOSE_TRY_LATER, "too slow: reconnect to resync")
+            return
+        self._queue.append(frame)
+        self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is already queued; idempotent."""
+        if self.state in (PeerState.CLOSING, PeerState.CLOSED):
+            return
+        self._to(PeerState.CLOSING)
+        self.close_code = code
+        if self.state is PeerState.JOINED and code in (CLOSE_TRY_LATER, CLOSE_TOO_BIG, CLOSE_POLICY):
+            # A slow or abusive client: what is queued would only delay the close.
+            self._queue.clear()
+        self._close = (code, reason)
+        self._wake.set()
+
+    def closed_by_client(self, code: int | None) -> None:
+        """The socket is gone (the client closed it, or the network did)."""
+        if self.state is not PeerState.CLOSED:
+            if self.state is not PeerState.CLOSING:
+                self._to(PeerState.CLOSING)
+                self.close_code = code
+            self._to(PeerState.CLOSED)
+        self._queue.clear()
+        self._wake.set()
+
+    async def wait_closed(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    frame = self._queue.popleft()
+                    await self.transport.send(frame)
+                if self.state is PeerState.CLOSED:
+                    return
+                if self._close is not None:
+                    code, reason = self._close
+                    try:
+                        await self.transport.close(code, reason)
+                    finally:
+                        if self.state is not PeerState.CLOSED:
+                            self._to(PeerState.CLOSED)
+                    return
+        except Exception as exc:  # the socket went away under us
+            log.debug("writer stopped: %s", type(exc).__name__)
+            if self.state is not PeerState.CLOSED:
+                if self.state is not PeerState.CLOSING:
+                    self._to(PeerState.CLOSING)
+                self._to(PeerState.CLOSED)
+            self._queue.clear()

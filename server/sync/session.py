@@ -1,0 +1,157 @@
+"""One socket's conversation about one doc — theory of operation.
+
+A ``DocSession`` owns no socket. The I/O layer feeds it each frame with ``receive`` and
+gets back an :class:`Outcome`: frames for the sender alone, the update to store and to
+send to everyone else, an awareness frame for everyone. It never awaits, so the order of
+effects is exactly the order of frames.
+
+Opening (server first, as y-websocket servers do)::
+
+    server → sync step 1 (server state vector) [+ awareness of everyone present]
+    client → sync step 2 (what the server lacks)     → applied if the socket may write
+    client → sync step 1 (client state vector)      → answered with sync step 2
+    then both sides send updates as they happen.
+
+Rules enforced here, once, for every frame:
+- **Read-only covers every write-carrying message**: sync step 2 as well as update. A
+  write from a read-only socket is dropped and, when it carried something new, answered
+  with the y-protocols "permission denied" auth message. It never reaches the doc.
+- **Decode once, encode once**: an update frame is broadcast as the very bytes received;
+  a step-2 payload is wrapped once into an update frame. Empty updates go nowhere.
+- **Awareness ownership**: a socket speaks for the awareness client ids it set; when it
+  closes, those states are removed for everyone (``closing``).
+- Anything malformed, or an update pycrdt refuses, raises :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pycrdt import Doc, get_state
+
+from server.sync.awareness import AwarenessTable
+from server.sync.messages import (
+    EMPTY_UPDATE,
+    AwarenessMessage,
+    ProtocolError,
+    QueryAwareness,
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+    awareness_frame,
+    decode,
+    decode_state_vector,
+    permission_denied_frame,
+    sync_step1_frame,
+    sync_step2_frame,
+    update_frame,
+)
+
+READ_ONLY_REASON = "read-only: this document cannot be edited from this connection"
+
+
+@dataclass(slots=True)
+class Outcome:
+    #: Frames for the sender only.
+    reply: list[bytes] = field(default_factory=list)
+    #: The update now applied to the doc: to store and to publish on the bus.
+    update: bytes | None = None
+    #: The frame carrying ``update``, for every other local socket on this doc.
+    broadcast: bytes | None = None
+    #: An awareness frame for every local socket, the sender included (stock clients
+    #: expect their own state echoed back).
+    awareness: bytes | None = None
+    #: The awareness update inside ``awareness``, for the bus.
+    awareness_payload: bytes | None = None
+    #: Set when a write was refused (read-only); the reason was sent in ``reply``.
+    denied: str | None = None
+
+
+def apply_update(doc: Doc, update: bytes) -> None:
+    """Apply a client's update, turning any refusal by pycrdt into a ProtocolError.
+
+    yrs may panic on crafted input; pyo3 raises that as ``PanicException``, which derives
+    from BaseException, so a plain ``except Exception`` would let it kill the node.
+    """
+    try:
+        doc.apply_update(update)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise ProtocolError(f"update refused: {type(exc).__name__}") from None
+
+
+def carries_news(doc: Doc, update: bytes) -> bool:
+    """Does ``update`` hold structs the doc does not have yet? (Deletions aside.)"""
+    try:
+        theirs = decode_state_vector(get_state(update))
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException:
+        return True
+    ours = decode_state_vector(doc.get_state())
+    return any(clock > ours.get(client, 0) for client, clock in theirs.items())
+
+
+class DocSession:
+    __slots__ = ("awareness", "doc", "owned")
+
+    def __init__(self, doc: Doc, awareness: AwarenessTable) -> None:
+        self.doc = doc
+        self.awareness = awareness
+        self.owned: set[int] = set()
+
+    def opening(self) -> list[bytes]:
+        frames = [sync_step1_frame(self.doc.get_state())]
+        everyone = self.awareness.full_update()
+        if everyone is not None:
+            frames.append(awareness_frame(everyone))
+        return frames
+
+    def receive(self, frame: bytes, *, writable: bool, now: float) -> Outcome:
+        msg = decode(frame)
+        out = Outcome()
+        if isinstance(msg, SyncUpdate | SyncStep2):
+            update = msg.update
+            if update == EMPTY_UPDATE:
+                return out
+            if not writable:
+                if carries_news(self.doc, update):
+                    out.denied = READ_ONLY_REASON
+                    out.reply.append(permission_denied_frame(READ_ONLY_REASON))
+                return out
+            apply_update(self.doc, update)
+            out.update = update
+            out.broadcast = frame if isinstance(msg, SyncUpdate) else update_frame(update)
+        elif isinstance(msg, SyncStep1):
+            try:
+                diff = self.doc.get_update(msg.state_vector)
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except BaseException as exc:
+                raise ProtocolError(f"bad state vector: {type(exc).__name__}: {exc}"[:100]) from None
+            out.reply.append(sync_step2_frame(diff))
+        elif isinstance(msg, AwarenessMessage):
+            accepted = self.awareness.apply(msg.entries, now)
+            for e in msg.entries:
+                if e.client_id in accepted:
+                    if e.state is None:
+                        self.owned.discard(e.client_id)
+                    else:
+                        self.owned.add(e.client_id)
+            if accepted:
+                out.awareness = frame
+                out.awareness_payload = msg.payload
+        elif isinstance(msg, QueryAwareness):
+            everyone = self.awareness.full_update()
+            if everyone is not None:
+                out.reply.append(awareness_frame(everyone))
+        return out
+
+    def closing(self) -> bytes | None:
+        """The awareness frame removing this socket's clients, for everyone left."""
+        if not self.owned:
+            return None
+        payload = self.awareness.remove(self.owned)
+        self.owned.clear()
+        return awareness_frame(payload) if payload is not None else None

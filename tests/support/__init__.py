@@ -1,0 +1,1 @@
+"""Helpers that let each test read like a story: start a server, connect as X, converge."""
