@@ -38,7 +38,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         log_config=log_config(log_level),
         proxy_headers=True,
         server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
         lifespan="on",
     )
     server = Server(config)

@@ -114,6 +114,16 @@ class Settings(BaseSettings):
         description="Awareness states not renewed for this long are dropped (y-protocols: 30 s).",
     )
 
+    roster_cache_s: float = Field(
+        default=30.0,
+        description=(
+            "Seconds a user's roster entry and room access stay cached on a node. A class "
+            "reconnecting at once after a Wi-Fi glitch then costs no database round trip; "
+            "a roster change (a student moved to another group) applies within this delay. "
+            "0 disables the cache."
+        ),
+    )
+
     @cached_property
     def origins(self) -> list[str] | None:
         if not self.allowed_origins:

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus.base import Bus
+from server.cache import TTLCache
 from server.config import Settings
 from server.persistence.docs import DocStore
-from server.persistence.roster import Roster
+from server.persistence.roster import RoomInfo, Roster, UserInfo
 from server.rooms.registry import RoomRegistry
+from server.types import RoomAccess
 
 
 @dataclass
@@ -23,3 +25,9 @@ class AppContext:
     registry: RoomRegistry
     jwt_secret: str
     draining: bool = field(default=False)
+    user_cache: TTLCache[str, UserInfo] = field(init=False)
+    access_cache: TTLCache[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.user_cache = TTLCache(self.settings.roster_cache_s)
+        self.access_cache = TTLCache(self.settings.roster_cache_s)

@@ -18,20 +18,35 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
     """The roster user behind a valid token. Raises ``tokens.InvalidToken``."""
     user_id = tokens.verify(ctx.jwt_secret, token)
-    user = await ctx.roster.get_user(user_id)
+    users = ctx.user_cache
+    user = users.get(user_id)
+    if user is None:
+        user = await ctx.roster.get_user(user_id)
+        if user is not None:
+            users.put(user_id, user)
     if user is None:
         raise tokens.InvalidToken("unknown user")
     return user
 
 
-async def access_to(ctx: AppContext, user: UserInfo, room_id: str) -> tuple[RoomInfo | None, RoomAccess]:
+async def access_to(
+    ctx: AppContext, user: UserInfo, room_id: str
+) -> tuple[RoomInfo | None, RoomAccess]:
+    accesses = ctx.access_cache
+    key = (user.id, room_id)
+    hit = accesses.get(key)
+    if hit is not None:
+        return hit
     room = await ctx.roster.get_room(room_id)
     if room is None:
-        return None, NO_ACCESS
-    access = await resolve(
-        ctx.roster, user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
-    )
-    return room, access
+        result: tuple[RoomInfo | None, RoomAccess] = (None, NO_ACCESS)
+    else:
+        access = await resolve(
+            ctx.roster, user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
+        )
+        result = (room, access)
+    accesses.put(key, result)
+    return result
 
 
 def origin_allowed(ctx: AppContext, headers: Headers) -> bool:

@@ -21,7 +21,9 @@ schemas = SchemaGenerator(
         "openapi": "3.0.3",
         "info": {"title": "Atelier API", "version": "1"},
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
         },
         "security": [{"bearer": []}],
     }
@@ -112,7 +114,10 @@ async def doc_lock(request: Request) -> Response:
     description: 'PUT takes {"locked": true|false}; only a teacher of the class may set it.'
     parameters:
       - {name: room_id, in: path, required: true, schema: {type: string}}
-      - {name: doc_name, in: path, required: true, schema: {type: string, pattern: "^[a-z0-9_-]{1,64}$"}}
+      - name: doc_name
+        in: path
+        required: true
+        schema: {type: string, pattern: "^[a-z0-9_-]{1,64}$"}
     responses:
       200:
         description: '{"locked": bool}'

@@ -76,7 +76,7 @@ async def yjs_endpoint(ws: WebSocket) -> None:
         user = await authenticate(ctx, ws.query_params.get("token"))
     except InvalidToken as exc:
         return await _refuse(peer, CLOSE_UNAUTHENTICATED, str(exc))
-    room, access = await access_to(ctx, user, room_id)
+    _, access = await access_to(ctx, user, room_id)
     if access.docs is DocAccess.NONE:
         return await _refuse(peer, CLOSE_FORBIDDEN, "no access to this room", auth_message=True)
     peer.authorise(UserId(user.id), access)

@@ -43,6 +43,20 @@ class StoredDoc:
     updates: list[bytes]  # log entries not yet folded, in id order
     locked: bool
 
+    def as_update(self) -> bytes | None:
+        """Snapshot and log merged into one update (None for an empty doc): apply *this*.
+
+        Applying the parts one by one to a ``pycrdt.Doc`` loses content when the log
+        holds updates out of causal order (several nodes append concurrently): pycrdt
+        0.14 (yrs 0.28) drops the second of two pending updates. A single merged update
+        carries no such gap. See ``test_pycrdt_drops_a_second_pending_update``.
+        """
+        parts = [self.snapshot] if self.snapshot is not None else []
+        parts.extend(self.updates)
+        if len(parts) <= 1:
+            return parts[0] if parts else None
+        return pycrdt.merge_updates(*parts)
+
 
 EMPTY = StoredDoc(None, [], False)
 

@@ -10,8 +10,10 @@ a test holds them to it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.schema import SchemaItem
 from sqlmodel import Field, SQLModel
 
 from server.types import Role
@@ -34,7 +36,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _id(*args: sa.SchemaItem, **kw: bool) -> sa.Column[str]:
+def _id(*args: SchemaItem, **kw: Any) -> sa.Column[str]:
     """An id column: every id of the schema has the same type, so joins compare alike."""
     return sa.Column(sa.String(ID_LEN), *args, **kw)
 
@@ -191,14 +193,14 @@ class DocUpdate(SQLModel, table=True):
     )
 
 
-#: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
-school_t: sa.Table = School.__table__  # type: ignore[assignment]
-school_class_t: sa.Table = SchoolClass.__table__  # type: ignore[assignment]
-class_group_t: sa.Table = ClassGroup.__table__  # type: ignore[assignment]
-user_t: sa.Table = User.__table__  # type: ignore[assignment]
-membership_t: sa.Table = Membership.__table__  # type: ignore[assignment]
-parent_link_t: sa.Table = ParentLink.__table__  # type: ignore[assignment]
-doc_t: sa.Table = Doc.__table__  # type: ignore[assignment]
-doc_update_t: sa.Table = DocUpdate.__table__  # type: ignore[assignment]
-
 metadata = SQLModel.metadata
+
+#: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
+school_t = metadata.tables[School.__tablename__]
+school_class_t = metadata.tables[SchoolClass.__tablename__]
+class_group_t = metadata.tables[ClassGroup.__tablename__]
+user_t = metadata.tables[User.__tablename__]
+membership_t = metadata.tables[Membership.__tablename__]
+parent_link_t = metadata.tables[ParentLink.__tablename__]
+doc_t = metadata.tables[Doc.__tablename__]
+doc_update_t = metadata.tables[DocUpdate.__tablename__]

@@ -7,6 +7,7 @@ namespace, so :meth:`Roster.get_room` looks in classes, then in groups.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,7 +53,7 @@ _groups = sa.select(
 ).join(school_class_t, school_class_t.c.id == class_group_t.c.class_id)
 
 
-def _room(row: sa.Row[tuple[str, str, str, str]], kind: RoomKind) -> RoomInfo:
+def _room(row: sa.Row[*tuple[Any, ...]], kind: RoomKind) -> RoomInfo:
     return RoomInfo(
         id=row.id, kind=kind, class_id=row.class_id, name=row.name, school_id=row.school_id
     )

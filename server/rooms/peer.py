@@ -64,6 +64,7 @@ class IllegalTransition(RuntimeError):
 
 class Peer:
     __slots__ = (
+        "_accepting",
         "_close",
         "_queue",
         "_wake",
@@ -87,6 +88,8 @@ class Peer:
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        #: False once closing: the hot path tests one attribute, not the state enum.
+        self._accepting = True
 
     def __repr__(self) -> str:
         return f"<Peer {self.user_id} {self.state.value}>"
@@ -95,6 +98,7 @@ class Peer:
         if new not in _ALLOWED[self.state]:
             raise IllegalTransition(f"{self.state.value} → {new.value}")
         self.state = new
+        self._accepting = new in (PeerState.CONNECTING, PeerState.AUTHORISED, PeerState.JOINED)
 
     def authorise(self, user_id: UserId, access: RoomAccess) -> None:
         self._to(PeerState.AUTHORISED)
@@ -113,13 +117,15 @@ class Peer:
 
     def send(self, frame: bytes) -> None:
         """Queue a frame; never blocks. A peer too far behind is closed with 1013."""
-        if self.state in (PeerState.CLOSING, PeerState.CLOSED):
+        if not self._accepting:
             return
-        if len(self._queue) >= self.max_queue:
+        queue = self._queue
+        if len(queue) >= self.max_queue:
             self.close(CLOSE_TRY_LATER, "too slow: reconnect to resync")
             return
-        self._queue.append(frame)
-        self._wake.set()
+        queue.append(frame)
+        if len(queue) == 1:
+            self._wake.set()
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued; idempotent."""
@@ -127,7 +133,11 @@ class Peer:
             return
         self._to(PeerState.CLOSING)
         self.close_code = code
-        if self.state is PeerState.JOINED and code in (CLOSE_TRY_LATER, CLOSE_TOO_BIG, CLOSE_POLICY):
+        if self.state is PeerState.JOINED and code in (
+            CLOSE_TRY_LATER,
+            CLOSE_TOO_BIG,
+            CLOSE_POLICY,
+        ):
             # A slow or abusive client: what is queued would only delay the close.
             self._queue.clear()
         self._close = (code, reason)

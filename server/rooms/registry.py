@@ -27,6 +27,7 @@ from typing import Protocol
 
 from server.bus.base import Bus, Envelope
 from server.config import Settings
+from server.persistence.docs import StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
 from server.rooms.peer import CLOSE_RESTART, Peer
@@ -46,14 +47,8 @@ KIND_UPDATE = "update"
 KIND_AWARENESS = "awareness"
 
 
-class StoredDocLike(Protocol):
-    snapshot: bytes | None
-    updates: list[bytes]
-    locked: bool
-
-
 class DocStoreLike(Protocol):
-    async def load(self, room_id: str, doc_name: str) -> StoredDocLike: ...
+    async def load(self, room_id: str, doc_name: str) -> StoredDoc: ...
 
     async def append(self, items: Sequence[Item]) -> None: ...
 

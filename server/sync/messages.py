@@ -115,8 +115,30 @@ class _Reader:
             raise ProtocolError("trailing bytes after message")
 
 
+_SYNC_TYPES: tuple[type[SyncStep1] | type[SyncStep2] | type[SyncUpdate], ...] = (
+    SyncStep1,
+    SyncStep2,
+    SyncUpdate,
+)
+
+
 def decode(frame: bytes) -> Message:
     """Decode one frame. Raises :class:`ProtocolError` on anything malformed."""
+    # Fast path for the frame of every keystroke: sync, one-byte sub-type, a length of
+    # one or two bytes that ends exactly at the end of the frame. Everything else, and
+    # every malformed frame, goes through the general reader below.
+    n = len(frame)
+    if n >= 3 and frame[0] == 0 and frame[1] <= 2:
+        b = frame[2]
+        if b < 0x80:
+            if 3 + b == n:
+                return _SYNC_TYPES[frame[1]](frame[3:])
+        elif n >= 4 and frame[3] < 0x80 and 4 + ((b & 0x7F) | (frame[3] << 7)) == n:
+            return _SYNC_TYPES[frame[1]](frame[4:])
+    return _decode_slow(frame)
+
+
+def _decode_slow(frame: bytes) -> Message:
     r = _Reader(frame)
     kind = r.uint()
     msg: Message

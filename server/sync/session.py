@@ -129,7 +129,9 @@ class DocSession:
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
             except BaseException as exc:
-                raise ProtocolError(f"bad state vector: {type(exc).__name__}: {exc}"[:100]) from None
+                raise ProtocolError(
+                    f"bad state vector: {type(exc).__name__}: {exc}"[:100]
+                ) from None
             out.reply.append(sync_step2_frame(diff))
         elif isinstance(msg, AwarenessMessage):
             accepted = self.awareness.apply(msg.entries, now)

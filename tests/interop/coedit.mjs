@@ -97,6 +97,17 @@ function makeRandom (seed) {
 
 class CheckFailed extends Error {}
 
+// JSON with object keys sorted at every level: a JSON object's key order carries no meaning,
+// and a Yrs-based server does not keep it (it holds them in hash maps).
+function canonicalJson (value) {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
 // Every wait in this script goes through here: poll `condition` until it holds, or fail
 // after `timeoutMs` with `what` (and, if given, `explain()` for the details).
 async function waitUntil (what, condition, { timeoutMs, explain } = {}) {
@@ -209,7 +220,7 @@ class Client {
     return {
       stateVector: Buffer.from(Y.encodeStateVector(this.doc)).toString('base64'),
       text: this.text.toString(),
-      map: JSON.stringify(Object.fromEntries([...this.map.entries()].sort()))
+      map: canonicalJson(this.map.toJSON())
     }
   }
 
@@ -235,10 +246,29 @@ function converged (clients) {
 }
 
 function explainDivergence (clients) {
-  return clients.map((c) => {
-    const f = c.fingerprint()
-    return `${c.describe()} sv=${f.stateVector.slice(0, 24)}…`
-  }).join('\n    ')
+  const [first, ...rest] = clients
+  const lines = clients.map((c) => c.describe())
+  for (const other of rest) {
+    const differences = describeDifferences(first, other)
+    if (differences) lines.push(`${first.name} vs ${other.name}: ${differences}`)
+  }
+  return lines.join('\n    ')
+}
+
+// What differs between two replicas: state vector entries, text, map.
+function describeDifferences (a, b) {
+  const svA = Y.decodeStateVector(Y.encodeStateVector(a.doc))
+  const svB = Y.decodeStateVector(Y.encodeStateVector(b.doc))
+  const clocks = [...new Set([...svA.keys(), ...svB.keys()])]
+    .filter((id) => svA.get(id) !== svB.get(id))
+    .map((id) => `client ${id}: ${svA.get(id) ?? '-'} vs ${svB.get(id) ?? '-'}`)
+  const fa = a.fingerprint()
+  const fb = b.fingerprint()
+  const parts = []
+  if (clocks.length > 0) parts.push(`state vectors differ (${clocks.join('; ')})`)
+  if (fa.text !== fb.text) parts.push(`texts differ (${fa.text.length} vs ${fb.text.length} chars)`)
+  if (fa.map !== fb.map) parts.push(`maps differ (${fa.map} vs ${fb.map})`)
+  return parts.join(', ')
 }
 
 // The text must hold every typed token exactly once and nothing else.

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import random
 
+import psycopg
 import pycrdt
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.persistence.db import is_postgres, writer
+from server.persistence.db import is_postgres
 from server.persistence.docs import DocStore, StoredDoc
 from server.persistence.models import doc_t
 
@@ -84,10 +85,22 @@ def state_vector(doc: pycrdt.Doc) -> dict[int, int]:
     return {varuint(): varuint() for _ in range(varuint())}
 
 
-def assert_same(stored: StoredDoc, updates: list[bytes]) -> None:
-    got, want = replay(stored), reference(updates)
-    assert content(got) == content(want)
-    assert state_vector(got) == state_vector(want)
+def merged(stored: StoredDoc) -> pycrdt.Doc:
+    doc: pycrdt.Doc = pycrdt.Doc()
+    update = stored.as_update()
+    if update is not None:
+        doc.apply_update(update)
+    return doc
+
+
+def assert_same(stored: StoredDoc, updates: list[bytes], *, one_by_one: bool = True) -> None:
+    """The stored doc, loaded merged (always) and one update at a time (when the log is
+    known to be in causal order: see ``test_pycrdt_drops_a_second_pending_update``),
+    equals the doc given every update."""
+    want = reference(updates)
+    for got in [merged(stored)] + ([replay(stored)] if one_by_one else []):
+        assert content(got) == content(want)
+        assert state_vector(got) == state_vector(want)
 
 
 async def test_a_missing_doc_loads_empty_and_creates_nothing(engine: AsyncEngine) -> None:
@@ -157,12 +170,31 @@ async def test_out_of_causal_order_updates_survive_a_fold(engine: AsyncEngine) -
     late, rest = updates[3], updates[:3] + updates[4:]
     await store.append([(ROOM, DOC, u) for u in rest])
     assert await store.compact(ROOM, DOC)  # folds updates whose dependency is missing
-    partial = replay(await store.load(ROOM, DOC))
+    partial = merged(await store.load(ROOM, DOC))
     assert content(partial) != content(reference(updates))
     await store.append([(ROOM, DOC, late)])
-    assert_same(await store.load(ROOM, DOC), updates)
+    assert_same(await store.load(ROOM, DOC), updates, one_by_one=False)
     assert await store.compact(ROOM, DOC)
     assert_same(await store.load(ROOM, DOC), updates)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pycrdt 0.14.13 / yrs 0.28: a Doc keeps only one pending update; when this "
+    "passes, StoredDoc.as_update() is no longer needed for correctness",
+)
+def test_pycrdt_drops_a_second_pending_update() -> None:
+    """Why loads go through ``StoredDoc.as_update()``: one client types a, b, c, d; a
+    replica gets the updates in the order 0, 2, 3, 1 and ends with "cab", not "cadb"."""
+    source = pycrdt.Doc(client_id=1)
+    text = source.get("t", type=pycrdt.Text)
+    updates: list[bytes] = []
+    source.observe(lambda event: updates.append(event.update))
+    for index, char in ((0, "a"), (1, "b"), (0, "c"), (2, "d")):
+        text.insert(index, char)
+    order = [updates[i] for i in (0, 2, 3, 1)]
+    assert str(merged(StoredDoc(None, order, False)).get("t", type=pycrdt.Text)) == "cadb"
+    assert str(reference(order).get("t", type=pycrdt.Text)) == "cadb"
 
 
 async def _node(store: DocStore, updates: list[bytes], rng: random.Random) -> None:
@@ -195,11 +227,12 @@ async def test_two_nodes_appending_and_compacting(
         _node(b, [u for u, m in zip(order, mine, strict=True) if not m], random.Random(seed + 200)),
         _compactor(b, random.Random(seed + 300)),
     )
-    assert_same(await a.load(ROOM, DOC), updates)
+    # Two nodes appending interleave the log out of causal order: load merged only.
+    assert_same(await a.load(ROOM, DOC), updates, one_by_one=False)
     await a.compact(ROOM, DOC)
     stored = await b.load(ROOM, DOC)
     assert stored.updates == []
-    assert_same(stored, updates)
+    assert_same(stored, updates, one_by_one=False)
 
 
 async def _compactor(store: DocStore, rng: random.Random) -> None:
@@ -248,7 +281,7 @@ async def test_many_writers_at_once(db_url: str) -> None:
                     await store.set_locked(ROOM, f"d{k}", j % 2 == 0)
 
         await asyncio.gather(*(work(k, s) for k, s in enumerate(stores)))
-        assert_same(await stores[0].load(ROOM, DOC), updates)
+        assert_same(await stores[0].load(ROOM, DOC), updates, one_by_one=False)
         for k in range(8):
             assert_same(await stores[0].load(ROOM, f"d{k}"), updates)
     finally:
@@ -257,19 +290,38 @@ async def test_many_writers_at_once(db_url: str) -> None:
 
 
 async def test_postgres_fold_keeps_an_id_that_commits_late(
-    engine: AsyncEngine, engine2: AsyncEngine
+    db_url: str, engine: AsyncEngine
 ) -> None:
-    """Node B takes id n and commits after node A's id n+1 was folded: B's row survives,
-    and the fold does not wait for B's open transaction (NO KEY UPDATE vs KEY SHARE)."""
+    """Node B takes id n, node A commits id n+1 and folds; B commits *between* A's read
+    of the log and A's DELETE. B's row must survive ("DELETE id <= max" would take it), and
+    A's fold must not wait for B's open transaction (NO KEY UPDATE vs KEY SHARE)."""
     if not is_postgres(engine):
         pytest.skip("SQLite serialises writers: no id commits out of order")
     updates = edits(5, n=10, clients=1)[:3]
-    a, b = DocStore(engine), DocStore(engine2)
+    a = DocStore(engine)
     await a.append([(ROOM, DOC, updates[0])])
-    async with writer(engine2).begin() as conn:
-        await b._append_in(conn, [(ROOM, DOC, updates[1])])  # takes the smaller id
+    node_b = psycopg.connect(
+        sa.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        node_b.execute(
+            "INSERT INTO doc_update (room_id, doc_name, data) VALUES (%s, %s, %s)",
+            (ROOM, DOC, updates[1]),
+        )  # open transaction: its id is smaller than the next one
         await a.append([(ROOM, DOC, updates[2])])
-        assert await asyncio.wait_for(a.compact(ROOM, DOC), 10)
+
+        def commit_b_before_delete(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+            if statement.startswith("DELETE FROM doc_update") and node_b.info.transaction_status:
+                node_b.commit()
+
+        sync_engine = engine.sync_engine
+        sa.event.listen(sync_engine, "before_cursor_execute", commit_b_before_delete)
+        try:
+            assert await asyncio.wait_for(a.compact(ROOM, DOC), 10)
+        finally:
+            sa.event.remove(sync_engine, "before_cursor_execute", commit_b_before_delete)
+    finally:
+        node_b.close()
     assert await a.log_size(ROOM, DOC) == 1
     assert_same(await a.load(ROOM, DOC), updates)
     assert await a.compact(ROOM, DOC)

@@ -1,0 +1,119 @@
+"""Micro-benchmark: one update applied and broadcast to 30 sockets, in-process.
+
+Measures the server's own cost on the hot path — decode, permission check, apply to the
+pycrdt doc, fan-out of the same bytes to 30 peers' send queues, queueing for the
+database and the bus — with peers whose transport only counts bytes (the socket write
+itself is the kernel's and uvicorn's cost, measured end to end by the load benchmarks).
+The update writer drains to a real SQLite file during the run.
+
+Usage: python -m bench.micro [--peers 30] [--updates 20000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pycrdt import Doc, Text
+
+from server.bus.memory import InMemoryBus
+from server.config import Settings
+from server.persistence.db import create_engine, run_migrations
+from server.persistence.docs import DocStore
+from server.rooms.peer import Peer
+from server.rooms.registry import RoomRegistry
+from server.sync.messages import update_frame
+from server.types import DocAccess, NodeId, RoomAccess, UserId
+
+
+class CountingTransport:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.bytes = 0
+
+    async def send(self, data: bytes) -> None:
+        self.frames += 1
+        self.bytes += len(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        return None
+
+
+def keystrokes(n: int) -> list[bytes]:
+    """n real Yjs updates, one per typed character, as a browser would send them."""
+    doc: Doc = Doc()
+    text = doc.get("content", type=Text)
+    frames: list[bytes] = []
+    doc.observe(lambda e: frames.append(update_frame(e.update)))
+    for i in range(n):
+        text.insert(len(text), "abcdefghijklmnopqrstuvwxyz "[i % 27])
+    return frames
+
+
+async def run(peers: int, updates: int, repeat: int) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
+    url = f"sqlite+aiosqlite:///{folder}/bench.db"
+    await asyncio.to_thread(run_migrations, url)
+    settings = Settings(data_dir=folder, database_url=url, compact_after_updates=10**9)
+    engine = create_engine(url)
+    registry = RoomRegistry(settings, DocStore(engine), InMemoryBus(NodeId("bench")))
+    await registry.start()
+    frames = keystrokes(updates)
+    access = RoomAccess(docs=DocAccess.WRITE, chat=True)
+    per_update_us = []
+    for r in range(repeat):
+        live = await registry.open("bench-room", f"doc-{r}")
+        sockets = []
+        for i in range(peers):
+            peer = Peer(CountingTransport(), max_queue=10**9)
+            peer.authorise(UserId(f"u{i}"), access)
+            peer.start()
+            sockets.append((peer, registry.join(live, peer)))
+        writer, session = sockets[0]
+        await asyncio.sleep(0.05)
+        t0 = time.perf_counter()
+        for frame in frames:
+            registry.frame(live, writer, session, frame)
+        t1 = time.perf_counter()
+        await asyncio.sleep(0)  # let the writers drain before the next round
+        per_update_us.append((t1 - t0) / len(frames) * 1e6)
+        for peer, _ in sockets:
+            peer.close(1000, "done")
+            registry.leave(live, peer)
+        await asyncio.sleep(0.05)
+    flushed_t0 = time.perf_counter()
+    await registry.writer.flush()
+    flush_s = time.perf_counter() - flushed_t0
+    await registry.close(10)
+    await engine.dispose()
+    return {
+        "peers": peers,
+        "updates": updates,
+        "median_us_per_update": statistics.median(per_update_us),
+        "min_us_per_update": min(per_update_us),
+        "max_us_per_update": max(per_update_us),
+        "final_flush_s": flush_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--peers", type=int, default=30)
+    parser.add_argument("--updates", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    result = asyncio.run(run(args.peers, args.updates, args.repeat))
+    print(
+        f"one update applied and broadcast to {result['peers']} sockets: "
+        f"median {result['median_us_per_update']:.1f} µs "
+        f"(min {result['min_us_per_update']:.1f}, max {result['max_us_per_update']:.1f}; "
+        f"{args.repeat} runs × {result['updates']} updates)"
+    )
+
+
+if __name__ == "__main__":
+    main()
