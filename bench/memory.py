@@ -50,7 +50,7 @@ async def settle(pid: int, seconds: float = 2.0) -> int:
 
 
 async def measure(connections: int, docs: int) -> dict[str, float]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     folder = Path(tempfile.mkdtemp(prefix="atelier-mem-"))
     server = make_server(folder)

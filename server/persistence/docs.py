@@ -58,9 +58,6 @@ class StoredDoc:
         return pycrdt.merge_updates(*parts)
 
 
-EMPTY = StoredDoc(None, [], False)
-
-
 class DocStore:
     """Reads and writes docs; stateless apart from the engine, so safe to share."""
 
@@ -96,7 +93,7 @@ class DocStore:
                 )
             ).first()
         if head is None:
-            return StoredDoc(None, updates, False) if updates else EMPTY
+            return StoredDoc(None, updates, False)
         snapshot = bytes(head.snapshot) if head.snapshot is not None else None
         return StoredDoc(snapshot, updates, bool(head.locked))
 

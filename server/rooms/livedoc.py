@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pycrdt import Doc
 
 from server.sync.awareness import AwarenessTable
+from server.sync.replica import Replica
 from server.sync.session import DocSession
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class LiveDoc:
         "locked",
         "log_size",
         "name",
+        "replica",
         "room_id",
         "sessions",
         "state",
@@ -53,7 +55,8 @@ class LiveDoc:
         self.room_id = room_id
         self.name = name
         self.topic = f"doc:{room_id}/{name}"
-        self.doc: Doc = Doc()
+        self.replica = Replica()
+        self.doc: Doc = self.replica.doc
         self.awareness = AwarenessTable()
         self.sessions: dict[Peer, DocSession] = {}
         self.state = DocState.LOADING
@@ -70,7 +73,7 @@ class LiveDoc:
     def attach(self, peer: Peer) -> DocSession:
         if self.state is not DocState.READY:
             raise DocLoadError(f"doc is {self.state.value}")
-        session = DocSession(self.doc, self.awareness)
+        session = DocSession(self.replica, self.awareness)
         self.sessions[peer] = session
         return session
 

@@ -38,7 +38,7 @@ from server.sync.messages import (
     decode,
     update_frame,
 )
-from server.sync.session import DocSession, Outcome, apply_update
+from server.sync.session import DocSession, Outcome
 from server.types import DocAccess, UpdateOrigin
 
 log = logging.getLogger(__name__)
@@ -128,10 +128,11 @@ class RoomRegistry:
     async def _load(self, live: LiveDoc) -> None:
         try:
             stored = await self.store.load(live.room_id, live.name)
-            if stored.snapshot:
-                apply_update(live.doc, stored.snapshot)
-            for update in stored.updates:
-                apply_update(live.doc, update)
+            # One merged update, never the log one by one: the log can be out of causal
+            # order (several nodes append), which pycrdt mishandles (see sync/replica.py).
+            whole = stored.as_update()
+            if whole is not None:
+                live.replica.apply(whole)
             live.locked = stored.locked
             live.log_size = len(stored.updates)
             await self.bus.subscribe(live.topic, self._on_bus)
@@ -251,7 +252,7 @@ class RoomRegistry:
             return
         try:
             if env.kind == KIND_UPDATE:
-                apply_update(live.doc, env.payload)
+                live.replica.apply(env.payload)
                 live.fan_out(update_frame(env.payload))
             elif env.kind == KIND_AWARENESS:
                 frame = awareness_frame(env.payload)

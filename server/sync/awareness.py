@@ -52,8 +52,8 @@ class AwarenessTable:
         value = json.loads(held.json)
         return value if isinstance(value, dict) else None
 
-    def apply(self, entries: tuple[AwarenessEntry, ...], now: float) -> list[int]:
-        """Apply decoded entries; return the client ids whose entry was accepted."""
+    def apply(self, entries: tuple[AwarenessEntry, ...], now: float) -> list[AwarenessEntry]:
+        """Apply decoded entries in order; return the entries that were accepted."""
         accepted = []
         for e in entries:
             held = self._held.get(e.client_id)
@@ -64,7 +64,7 @@ class AwarenessTable:
                 or (e.clock == held.clock and e.state is None and present)
             ):
                 self._held[e.client_id] = _Held(e.clock, e.raw, now)
-                accepted.append(e.client_id)
+                accepted.append(e)
             elif e.clock == held.clock:
                 held.seen = now  # a renewal that repeats the clock still proves liveness
         return accepted

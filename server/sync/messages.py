@@ -75,7 +75,13 @@ Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness
 
 
 class _Reader:
-    """pycrdt's Decoder with the bound checks a hostile peer requires."""
+    """A bounded reader over one frame, positioned like pycrdt's ``Decoder``.
+
+    Varints are read here rather than with ``Decoder.read_var_uint`` because a hostile
+    frame of 2 MiB of 0xff bytes makes that loop quadratic (seconds to minutes of a
+    blocked event loop); this one stops after 8 bytes (56 bits, far above any Yjs
+    client id, clock or length).
+    """
 
     __slots__ = ("_d",)
 
@@ -83,16 +89,24 @@ class _Reader:
         self._d = Decoder(data)
 
     def uint(self) -> int:
-        if self._d.length <= 0:
-            raise ProtocolError("truncated varint")
-        start = self._d.i0
-        try:
-            value = self._d.read_var_uint()
-        except IndexError:
-            raise ProtocolError("truncated varint") from None
-        if self._d.i0 - start > 8:  # 56 bits: far above any Yjs client id or clock
+        d = self._d
+        stream = d.stream
+        i = d.i0
+        end = min(i + 8, i + d.length)
+        value = 0
+        shift = 0
+        while i < end:
+            byte = stream[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                d.length -= i - d.i0
+                d.i0 = i
+                return value
+            shift += 7
+        if i - d.i0 >= 8:
             raise ProtocolError("varint too long")
-        return value
+        raise ProtocolError("truncated varint")
 
     def bytes_(self) -> bytes:
         d = self._d
@@ -165,6 +179,10 @@ def _decode_slow(frame: bytes) -> Message:
     return msg
 
 
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
     r = _Reader(payload)
     count = r.uint()
@@ -176,7 +194,9 @@ def _decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
         clock = r.uint()
         raw = r.string()
         try:
-            state = json.loads(raw) if raw else None
+            # parse_constant: NaN and Infinity are not JSON; browsers' JSON.parse would
+            # throw on them and one peer would break awareness for the whole doc.
+            state = json.loads(raw, parse_constant=_not_json) if raw else None
         except (ValueError, RecursionError):
             raise ProtocolError("awareness state is not JSON") from None
         if state is not None and not isinstance(state, dict):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pycrdt import Doc, get_state
+from pycrdt import Doc, get_update
 
 from server.sync.awareness import AwarenessTable
 from server.sync.messages import (
@@ -40,12 +40,12 @@ from server.sync.messages import (
     SyncUpdate,
     awareness_frame,
     decode,
-    decode_state_vector,
     permission_denied_frame,
     sync_step1_frame,
     sync_step2_frame,
     update_frame,
 )
+from server.sync.replica import Replica
 
 READ_ONLY_REASON = "read-only: this document cannot be edited from this connection"
 
@@ -67,37 +67,35 @@ class Outcome:
     denied: str | None = None
 
 
-def apply_update(doc: Doc, update: bytes) -> None:
-    """Apply a client's update, turning any refusal by pycrdt into a ProtocolError.
+def carries_news(doc: Doc, update: bytes, *, catch_up: bool) -> bool:
+    """Would ``update`` change the doc? Decides whether a refused write is answered.
 
-    yrs may panic on crafted input; pyo3 raises that as ``PanicException``, which derives
-    from BaseException, so a plain ``except Exception`` would let it kill the node.
+    The part of the update the doc lacks is ``get_update(update, state vector)``. In the
+    v1 update format it starts with the number of clients whose structs it holds: a
+    leading 0 means no new structs, only a delete set. A delete set alone is news in an
+    update message (the user deleted something), but not in a sync step 2 (``catch_up``):
+    Yjs clients put their whole delete set in every step 2, so a read-only reader who
+    reconnects would otherwise be told off for nothing.
     """
     try:
-        doc.apply_update(update)
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
-    except BaseException as exc:
-        raise ProtocolError(f"update refused: {type(exc).__name__}") from None
-
-
-def carries_news(doc: Doc, update: bytes) -> bool:
-    """Does ``update`` hold structs the doc does not have yet? (Deletions aside.)"""
-    try:
-        theirs = decode_state_vector(get_state(update))
+        missing = get_update(update, doc.get_state())
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException:
+        return True  # not even decodable: certainly not applied, say so
+    if missing[:1] != b"\x00":
         return True
-    ours = decode_state_vector(doc.get_state())
-    return any(clock > ours.get(client, 0) for client, clock in theirs.items())
+    return not catch_up and missing != EMPTY_UPDATE
 
 
 class DocSession:
-    __slots__ = ("awareness", "doc", "owned")
+    __slots__ = ("awareness", "doc", "owned", "replica")
 
-    def __init__(self, doc: Doc, awareness: AwarenessTable) -> None:
-        self.doc = doc
+    def __init__(self, replica: Replica | Doc, awareness: AwarenessTable) -> None:
+        if not isinstance(replica, Replica):
+            replica = Replica(replica)  # a bare doc (tests, tools): a replica of its own
+        self.replica = replica
+        self.doc = replica.doc
         self.awareness = awareness
         self.owned: set[int] = set()
 
@@ -116,11 +114,11 @@ class DocSession:
             if update == EMPTY_UPDATE:
                 return out
             if not writable:
-                if carries_news(self.doc, update):
+                if carries_news(self.doc, update, catch_up=isinstance(msg, SyncStep2)):
                     out.denied = READ_ONLY_REASON
                     out.reply.append(permission_denied_frame(READ_ONLY_REASON))
                 return out
-            apply_update(self.doc, update)
+            self.replica.apply(update)
             out.update = update
             out.broadcast = frame if isinstance(msg, SyncUpdate) else update_frame(update)
         elif isinstance(msg, SyncStep1):
@@ -135,12 +133,11 @@ class DocSession:
             out.reply.append(sync_step2_frame(diff))
         elif isinstance(msg, AwarenessMessage):
             accepted = self.awareness.apply(msg.entries, now)
-            for e in msg.entries:
-                if e.client_id in accepted:
-                    if e.state is None:
-                        self.owned.discard(e.client_id)
-                    else:
-                        self.owned.add(e.client_id)
+            for e in accepted:  # in frame order: the last accepted entry of an id wins
+                if e.state is None:
+                    self.owned.discard(e.client_id)
+                else:
+                    self.owned.add(e.client_id)
             if accepted:
                 out.awareness = frame
                 out.awareness_payload = msg.payload

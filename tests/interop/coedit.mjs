@@ -10,7 +10,7 @@
 //                reconnects; everything converges with both sides' edits present
 //   e. leave     one provider is destroyed (says goodbye), another one's socket is cut
 //                (no goodbye): the others see both awareness states disappear quickly
-//   f. late     a 7th client with an empty doc joins and receives the whole document
+//   f. lateJoiner a 7th client with an empty doc joins and receives the whole document
 //   idle        (optional, --idle-ms) a client alone in its own doc keeps its connection:
 //                the provider drops a socket on which nothing arrived for 30 s
 //
@@ -157,7 +157,7 @@ const COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4'
 class Client {
   constructor (name, token, config) {
     this.name = name
-    this.color = COLORS[(Number(name.slice(1)) - 1) % COLORS.length]
+    this.color = COLORS[(Number(name.slice(1)) - 1) % COLORS.length] ?? '#000000' // c1…c7
     this.doc = new Y.Doc()
     this.text = this.doc.getText('content')
     this.map = this.doc.getMap('meta')

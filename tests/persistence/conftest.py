@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.persistence.db import create_engine, run_migrations
 from server.persistence.models import metadata
+from tests.support.services import service_missing
 
 PG_SERVER = os.environ.get("ATELIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
@@ -72,7 +73,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return url
     dbname = request.getfixturevalue("pg_database")
     if dbname is None:
-        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER} (set ATELIER_TEST_PG)")
+        service_missing(f"PostgreSQL not reachable at {PG_SERVER} (set ATELIER_TEST_PG)")
     _truncate_all(dbname)
     return pg_url(dbname)
 

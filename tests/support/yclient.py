@@ -67,11 +67,11 @@ class YClient:
         return self
 
     async def _until_synced_or_closed(self) -> None:
-        done, _ = await asyncio.wait(
+        _, pending = await asyncio.wait(
             [asyncio.create_task(self.synced.wait()), asyncio.create_task(self.closed.wait())],
             return_when=asyncio.FIRST_COMPLETED,
         )
-        for t in _:
+        for t in pending:
             t.cancel()
 
     def _on_local(self, event: Any) -> None:

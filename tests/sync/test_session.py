@@ -84,7 +84,7 @@ def test_opening_sends_the_server_state_vector(session: DocSession, server: Doc)
 
 def test_opening_includes_everyone_present(session: DocSession, table: AwarenessTable) -> None:
     payload = awareness_update((20, 2, '{"user":"a"}'), (21, 1, '{"user":"b"}'))
-    other = DocSession(session.doc, table)
+    other = DocSession(session.replica, table)
     other.receive(awareness_frame(payload), writable=True, now=0)
     step1, everyone = session.opening()
     assert step1 == create_sync_message(session.doc)
@@ -393,7 +393,7 @@ def test_client_that_removed_itself_needs_no_removal(session: DocSession) -> Non
 
 
 def test_closing_leaves_other_sockets_states(session: DocSession, table: AwarenessTable) -> None:
-    other = DocSession(session.doc, table)
+    other = DocSession(session.replica, table)
     session.receive(awareness_frame(awareness_update((5, 1, "{}"))), writable=True, now=0)
     other.receive(awareness_frame(awareness_update((6, 1, "{}"))), writable=True, now=0)
     session.closing()
@@ -421,7 +421,7 @@ def test_bug_ownership_follows_accepted_entries_not_client_ids(
 def test_query_awareness_is_answered_with_all_states(
     session: DocSession, table: AwarenessTable
 ) -> None:
-    a, b = DocSession(session.doc, table), DocSession(session.doc, table)
+    a, b = DocSession(session.replica, table), DocSession(session.replica, table)
     a.receive(awareness_frame(awareness_update((5, 2, '{"n":"a"}'))), writable=True, now=0)
     b.receive(awareness_frame(awareness_update((6, 1, '{"n":"b"}'))), writable=True, now=0)
     out = session.receive(b"\x03", writable=False, now=0)

@@ -1,0 +1,74 @@
+"""The server's replica of one doc, and a guard against a pycrdt bug on pending updates.
+
+An update whose dependencies have not arrived yet is "pending": Yjs keeps it aside and
+integrates it when they do. pycrdt 0.14 (yrs 0.28) keeps only part of that: applying
+the updates of "a, b, c at 0, d at 2" in the order 0, 2, 3, 1 gives "cab" instead of
+"cadb" (tests/persistence and tests/sync show it). Out-of-order updates are rare on one
+node but normal across nodes and in a log several nodes wrote.
+
+So every update goes through :meth:`Replica.apply`: after applying it, the part the doc
+still lacks (``get_update(update, state vector)``: structs left un-integrated) is kept
+here, and re-applied, merged, after every later update until it integrates. The cost in
+the normal, in-order case is one state-vector diff per update.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pycrdt import Doc, get_update, merge_updates
+
+from server.sync.messages import ProtocolError
+
+log = logging.getLogger(__name__)
+
+#: Un-integrated bytes kept at most; past this (a client sending updates whose
+#: dependencies never come) the oldest are dropped — they are in the database log anyway.
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+
+
+def _apply(doc: Doc, update: bytes) -> None:
+    """Apply, turning any refusal by pycrdt into a ProtocolError.
+
+    yrs may panic on crafted input; pyo3 raises that as ``PanicException``, which derives
+    from BaseException, so a plain ``except Exception`` would let it kill the node.
+    """
+    try:
+        doc.apply_update(update)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise ProtocolError(f"update refused: {type(exc).__name__}") from None
+
+
+def _leftover(doc: Doc, update: bytes) -> bytes | None:
+    """The structs of ``update`` the doc has not integrated, or None."""
+    missing = get_update(update, doc.get_state())
+    return missing if missing[:1] != b"\x00" else None
+
+
+class Replica:
+    __slots__ = ("doc", "pending")
+
+    def __init__(self, doc: Doc | None = None) -> None:
+        self.doc: Doc = doc if doc is not None else Doc()
+        self.pending: bytes | None = None
+
+    def apply(self, update: bytes) -> None:
+        """Apply an update (raises ProtocolError if pycrdt refuses it)."""
+        doc = self.doc
+        _apply(doc, update)
+        if update[:1] == b"\x00":
+            return  # a delete set alone: no structs to wait for
+        left = _leftover(doc, update)
+        if left is not None:
+            merged = left if self.pending is None else merge_updates(self.pending, left)
+            if len(merged) > MAX_PENDING_BYTES:
+                log.warning("dropping %d bytes of never-integrated updates", len(merged))
+                merged = left
+            self.pending = merged
+        elif self.pending is not None:
+            # Something new integrated: what waited on it may integrate now.
+            waiting = self.pending
+            _apply(doc, waiting)
+            self.pending = _leftover(doc, waiting)
