@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
 
 from server.api import health, rest
 from server.api.yjs import yjs_endpoint
@@ -31,7 +32,7 @@ def _client_root() -> Path:
     return built if (built / "index.html").exists() else CLIENT_DIR
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> NodeHeader:
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -71,4 +72,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
     root = _client_root()
     if root.exists():
         routes.append(Mount("/", StaticFiles(directory=root, html=True), name="client"))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return NodeHeader(Starlette(routes=routes, lifespan=lifespan), settings.node_id)
+
+
+class NodeHeader:
+    """Adds ``X-Atelier-Node`` to every HTTP response and WebSocket handshake.
+
+    Operators see which node served a request behind the load balancer; the tests use
+    it to check room affinity. Plain ASGI (not BaseHTTPMiddleware), so WebSockets and
+    streaming are untouched.
+    """
+
+    def __init__(self, app: Starlette, node_id: str) -> None:
+        self.app = app
+        self.state = app.state
+        self.header = (b"x-atelier-node", node_id.encode("latin-1", "replace"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, send)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

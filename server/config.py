@@ -124,6 +124,27 @@ class Settings(BaseSettings):
         ),
     )
 
+    node_heartbeat_s: float = Field(
+        default=5.0,
+        description="How often a node renews its liveness key in Redis.",
+    )
+    node_ttl_s: float = Field(
+        default=15.0,
+        description=(
+            "A node whose liveness key has not been renewed for this long is dead: the "
+            "others drop its clients' cursors. With the 5 s check this bounds ghosts to "
+            "~20 s. Must exceed the heartbeat by a safe margin (GC pauses, a busy loop)."
+        ),
+    )
+    antientropy_interval_s: float = Field(
+        default=60.0,
+        description=(
+            "Besides on load and after every bus reconnect, each loaded doc exchanges "
+            "state vectors with its peers this often: a safety net for any lost pub/sub "
+            "message. 0 disables the periodic round."
+        ),
+    )
+
     @cached_property
     def origins(self) -> list[str] | None:
         if not self.allowed_origins:

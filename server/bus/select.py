@@ -10,5 +10,12 @@ from server.types import NodeId
 
 def create_bus(settings: Settings) -> Bus:
     if settings.redis_url:
-        raise NotImplementedError("the Redis bus lands with the scale-out issue")
+        from server.bus.redis import RedisBus
+
+        return RedisBus(
+            settings.redis_url,
+            NodeId(settings.node_id),
+            heartbeat_s=settings.node_heartbeat_s,
+            node_ttl_s=settings.node_ttl_s,
+        )
     return InMemoryBus(NodeId(settings.node_id))

@@ -16,6 +16,7 @@ from pycrdt import Doc
 from server.sync.awareness import AwarenessTable
 from server.sync.replica import Replica
 from server.sync.session import DocSession
+from server.types import NodeId
 
 if TYPE_CHECKING:
     import asyncio
@@ -37,12 +38,15 @@ class DocState(enum.Enum):
 class LiveDoc:
     __slots__ = (
         "awareness",
+        "bus_updates",
         "compacting",
         "doc",
         "loading",
         "locked",
         "log_size",
         "name",
+        "peer_nodes",
+        "remote",
         "replica",
         "room_id",
         "sessions",
@@ -64,11 +68,21 @@ class LiveDoc:
         #: Updates in the database log not yet folded into the snapshot (this node's view).
         self.log_size = 0
         self.compacting = False
+        #: Awareness client id → the node its state came from (not this one).
+        self.remote: dict[int, NodeId] = {}
+        #: Nodes that sent anything about this doc; updates received from the bus since
+        #: this replica last secured its state in the log (see rooms/relay.py).
+        self.peer_nodes: set[NodeId] = set()
+        self.bus_updates = 0
         self.loading: asyncio.Task[None] | None = None
         self.unload_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<LiveDoc {self.room_id}/{self.name} {self.state.value} {len(self.sessions)}>"
+
+    @property
+    def ready(self) -> bool:
+        return self.state is DocState.READY
 
     def attach(self, peer: Peer) -> DocSession:
         if self.state is not DocState.READY:

@@ -11,8 +11,9 @@ reconnect keeps the doc warm), flushes the writer, folds the log into a snapshot
 removes the doc — unless somebody joined meanwhile. If the flush fails the doc stays in
 memory and the unload is retried: a doc is never dropped with unsaved updates.
 
-Update origins are typed: CLIENT updates are stored and published; BUS updates (another
-node stored them) are applied and fanned out only; STORE updates are only applied.
+Update origins are typed (``UpdateOrigin``): CLIENT updates are stored and published;
+BUS updates (another node stored them) are applied and fanned out only (rooms/relay.py);
+STORE updates are only applied.
 """
 
 from __future__ import annotations
@@ -20,31 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections import deque
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
-from server.bus.base import Bus, Envelope
+from server.bus.base import Bus
 from server.config import Settings
 from server.persistence.docs import StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
 from server.rooms.peer import CLOSE_RESTART, Peer
-from server.sync.messages import (
-    AwarenessMessage,
-    ProtocolError,
-    awareness_frame,
-    decode,
-    update_frame,
-)
+from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay
+from server.sync.messages import awareness_frame
 from server.sync.session import DocSession, Outcome
-from server.types import DocAccess, UpdateOrigin
+from server.types import DocAccess
 
 log = logging.getLogger(__name__)
-
-KIND_UPDATE = "update"
-KIND_AWARENESS = "awareness"
 
 
 class DocStoreLike(Protocol):
@@ -68,8 +61,7 @@ class RoomRegistry:
             interval_s=settings.flush_interval_ms / 1000,
             max_batch=settings.flush_max_batch,
         )
-        self._bus_out: deque[tuple[str, str, bytes]] = deque()
-        self._bus_wake = asyncio.Event()
+        self.relay = Relay(bus, self.docs, self.writer)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.closing = False
@@ -78,11 +70,15 @@ class RoomRegistry:
 
     async def start(self) -> None:
         self.writer.start()
+        self.bus.on_reconnect(self.relay.ask_peers_all)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._publish_loop(), name="bus-publisher"),
+            loop.create_task(self.relay.run(), name="bus-relay"),
             loop.create_task(self._sweep_loop(), name="awareness-sweeper"),
+            loop.create_task(self._liveness_loop(), name="node-liveness"),
         ]
+        if self.settings.antientropy_interval_s > 0:
+            self._tasks.append(loop.create_task(self._antientropy_loop(), name="anti-entropy"))
 
     async def close(self, grace_s: float) -> bool:
         """Close every socket with 1012, flush every pending write. True if all written."""
@@ -90,6 +86,7 @@ class RoomRegistry:
         for live in list(self.docs.values()):
             for peer in list(live.sessions):
                 peer.close(CLOSE_RESTART, "server restarting")
+            self.relay.secure(live)
         ok = await self.writer.close(grace_s)
         for task in [*self._tasks, *self._background]:
             task.cancel()
@@ -98,8 +95,8 @@ class RoomRegistry:
                 await task
         return ok
 
-    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
@@ -127,6 +124,9 @@ class RoomRegistry:
 
     async def _load(self, live: LiveDoc) -> None:
         try:
+            # Subscribe first, so nothing published after our read of the database is
+            # missed; anti-entropy below covers what peers hold but have not stored yet.
+            await self.bus.subscribe(live.topic, self.relay.on_message)
             stored = await self.store.load(live.room_id, live.name)
             # One merged update, never the log one by one: the log can be out of causal
             # order (several nodes append), which pycrdt mishandles (see sync/replica.py).
@@ -135,13 +135,15 @@ class RoomRegistry:
                 live.replica.apply(whole)
             live.locked = stored.locked
             live.log_size = len(stored.updates)
-            await self.bus.subscribe(live.topic, self._on_bus)
         except BaseException:
             live.state = DocState.FAILED
             self.docs.pop((live.room_id, live.name), None)
+            with contextlib.suppress(Exception):
+                await self.bus.unsubscribe(live.topic)
             log.exception("load failed for %s; it will not be served", live.topic)
             raise
         live.state = DocState.READY
+        self.relay.ask_peers(live)
 
     def join(self, live: LiveDoc, peer: Peer) -> DocSession:
         if live.unload_task is not None:
@@ -157,7 +159,7 @@ class RoomRegistry:
         gone = live.detach(peer)
         if gone is not None:
             live.fan_out(gone)
-            self._publish(live.topic, KIND_AWARENESS, gone)
+            self.relay.publish(live.topic, KIND_AWARENESS, _payload(gone))
         if not live.sessions and live.state is DocState.READY and not self.closing:
             self._schedule_unload(live)
 
@@ -172,6 +174,7 @@ class RoomRegistry:
                 await asyncio.sleep(delay)
                 if live.sessions:
                     return
+                self.relay.secure(live)
                 if not await self.writer.flush(timeout=30):
                     log.warning("unload of %s postponed: writes pending", live.topic)
                     delay = max(delay, 5.0)
@@ -212,62 +215,20 @@ class RoomRegistry:
         if out.update is not None:
             assert out.broadcast is not None
             live.fan_out(out.broadcast, exclude=peer)
-            self._on_update(live, out.update, UpdateOrigin.CLIENT)
+            self.writer.enqueue(live.room_id, live.name, out.update)
+            self.relay.publish(live.topic, KIND_UPDATE, out.update)
+            live.log_size += 1
+            if live.log_size >= self.settings.compact_after_updates and not live.compacting:
+                live.compacting = True  # claimed now; _compact sets it again
+                self._spawn(self._compact(live), name=f"compact {live.topic}")
         if out.awareness is not None:
-            live.fan_out(out.awareness)
             assert out.awareness_payload is not None
-            self._publish(live.topic, KIND_AWARENESS, out.awareness_payload)
+            live.fan_out(out.awareness)
+            if live.remote:
+                for cid in session.owned:
+                    live.remote.pop(cid, None)  # a client that moved here is ours now
+            self.relay.publish(live.topic, KIND_AWARENESS, out.awareness_payload)
         return out
-
-    def _on_update(self, live: LiveDoc, update: bytes, origin: UpdateOrigin) -> None:
-        if origin is not UpdateOrigin.CLIENT:
-            return  # stored by the node that received it from its client
-        self.writer.enqueue(live.room_id, live.name, update)
-        self._publish(live.topic, KIND_UPDATE, update)
-        live.log_size += 1
-        if live.log_size >= self.settings.compact_after_updates and not live.compacting:
-            live.compacting = True  # claimed now; _compact sets it again
-            self._spawn(self._compact(live), name=f"compact {live.topic}")
-
-    # --- the bus ---
-
-    def _publish(self, topic: str, kind: str, payload: bytes) -> None:
-        self._bus_out.append((topic, kind, payload))
-        self._bus_wake.set()
-
-    async def _publish_loop(self) -> None:
-        while True:
-            await self._bus_wake.wait()
-            self._bus_wake.clear()
-            while self._bus_out:
-                topic, kind, payload = self._bus_out.popleft()
-                try:
-                    await self.bus.publish(topic, kind, payload)
-                except Exception:
-                    log.exception("bus publish failed on %s", topic)
-
-    async def _on_bus(self, topic: str, env: Envelope) -> None:
-        live = self._by_topic(topic)
-        if live is None or live.state is not DocState.READY:
-            return
-        try:
-            if env.kind == KIND_UPDATE:
-                live.replica.apply(env.payload)
-                live.fan_out(update_frame(env.payload))
-            elif env.kind == KIND_AWARENESS:
-                frame = awareness_frame(env.payload)
-                msg = decode(frame)
-                if isinstance(msg, AwarenessMessage) and live.awareness.apply(
-                    msg.entries, time.monotonic()
-                ):
-                    live.fan_out(frame)
-        except ProtocolError:
-            log.warning("dropped a malformed %s from node %s on %s", env.kind, env.origin, topic)
-
-    def _by_topic(self, topic: str) -> LiveDoc | None:
-        room_doc = topic.removeprefix("doc:")
-        room_id, _, name = room_doc.partition("/")
-        return self.docs.get((room_id, name))
 
     # --- housekeeping ---
 
@@ -281,15 +242,40 @@ class RoomRegistry:
                 if gone is not None:
                     live.fan_out(awareness_frame(gone))
 
+    async def _liveness_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.node_heartbeat_s)
+            try:
+                await self.relay.purge_dead_nodes()
+            except Exception:
+                log.exception("liveness check failed")
+
+    async def _antientropy_loop(self) -> None:
+        interval = self.settings.antientropy_interval_s
+        while True:
+            # Jittered, so the nodes of a cluster do not all ask at the same instant.
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            self.relay.ask_peers_all()
+
     async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None:
         await self.store.set_locked(room_id, doc_name, locked)
         live = self.docs.get((room_id, doc_name))
         if live is not None:
             live.locked = locked
+            self.relay.publish(live.topic, KIND_LOCK, b"\x01" if locked else b"\x00")
 
     def stats(self) -> dict[str, int]:
         return {
             "docs": len(self.docs),
             "sockets": sum(len(d.sessions) for d in self.docs.values()),
             "pending_writes": self.writer.pending,
+            "bus_dropped": self.relay.dropped,
         }
+
+
+def _payload(frame: bytes) -> bytes:
+    """The awareness update inside an awareness frame built by sync/ (type byte, varint length)."""
+    i = 1
+    while frame[i] & 0x80:
+        i += 1
+    return frame[i + 1 :]

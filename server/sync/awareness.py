@@ -87,6 +87,19 @@ class AwarenessTable:
         ]
         return self.remove(stale) if stale else None
 
+    def client_ids(self) -> list[int]:
+        """The clients with a state now."""
+        return [cid for cid, h in self._held.items() if h.json != "null"]
+
+    def update_for(self, client_ids: list[int]) -> bytes | None:
+        """An awareness update carrying these clients' current states."""
+        items = []
+        for cid in client_ids:
+            held = self._held.get(cid)
+            if held is not None and held.json != "null":
+                items.append((cid, held.clock, held.json))
+        return _encode(items) if items else None
+
     def full_update(self) -> bytes | None:
         items = [(cid, h.clock, h.json) for cid, h in self._held.items() if h.json != "null"]
         return _encode(items) if items else None

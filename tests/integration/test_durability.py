@@ -99,3 +99,42 @@ async def test_readiness_goes_false_when_draining(fresh_atelier: AtelierServer) 
     for c in clients:
         assert await c.wait_closed() == 1012
     assert server.proc.wait(30) in (0, -signal.SIGTERM)  # type: ignore[union-attr]
+
+
+async def test_a_doc_that_fails_to_load_is_never_served_nor_overwritten(
+    fresh_atelier: AtelierServer,
+) -> None:
+    import sqlite3
+
+    server = fresh_atelier
+    writer = await YClient(_doc_url(server, "s-01")).connect()
+    await writer.type("le vrai texte")
+    await asyncio.sleep(0.3)
+    await writer.close()
+    await asyncio.sleep(1.0)  # unloaded: the next join loads from the database
+    db = sqlite3.connect(server.data_dir / "atelier.db")
+    with db:
+        db.execute(
+            "INSERT INTO doc_update (room_id, doc_name, data, created_at) "
+            "VALUES ('2nde-a-g1', 'rapport', x'01020304', CURRENT_TIMESTAMP)"
+        )
+    rows_before = db.execute("SELECT count(*) FROM doc_update").fetchone()[0]
+    snapshot_before = db.execute("SELECT snapshot FROM doc WHERE name = 'rapport'").fetchone()
+
+    c = YClient(_doc_url(server, "s-02"))
+    await c.connect(wait_synced=False)
+    assert await c.wait_closed() == 1013  # try again later: never an empty doc
+    assert not c.synced.is_set() and c.content() == ""
+    await asyncio.sleep(0.5)
+    assert db.execute("SELECT count(*) FROM doc_update").fetchone()[0] == rows_before
+    assert db.execute("SELECT snapshot FROM doc WHERE name = 'rapport'").fetchone() == (
+        snapshot_before
+    )
+
+    # Once an operator removes the bad row, the doc is served whole again.
+    with db:
+        db.execute("DELETE FROM doc_update WHERE data = x'01020304'")
+    again = await YClient(_doc_url(server, "s-02")).connect()
+    assert again.content() == "le vrai texte"
+    await again.close()
+    db.close()

@@ -15,7 +15,7 @@
 //                the provider drops a socket on which nothing arrived for 30 s
 //
 // Configuration: JSON in env INTEROP_CONFIG and/or command-line flags (flags win):
-//   --url ws://127.0.0.1:8000/yjs   --room 2nde-a-g1   --doc rapport
+//   --url ws://127.0.0.1:8000/yjs[,ws://…/yjs,…]   --room 2nde-a-g1   --doc rapport
 //   --tokens t1,t2,t3,t4,t5,t6      (one per client; the late joiner reuses the first)
 //   --inserts 20  --offline-inserts 5  --timeout-ms 20000  --idle-ms 0  --seed 42
 // JSON keys: url, room, doc, tokens (array), inserts, offlineInserts, timeoutMs, idleMs, seed.
@@ -163,7 +163,11 @@ class Client {
     this.map = this.doc.getMap('meta')
     this.typed = [] // every token this client inserted
     this.connectionCloses = [] // close codes seen by the provider (null = closed locally)
-    this.provider = new WebsocketProvider(config.url, `${config.room}/${config.docName}`, this.doc, {
+    // `url` may list several servers (comma-separated): client cN goes to the Nth, round
+    // robin, so that one story spans several Atelier nodes.
+    const urls = config.url.split(',')
+    this.url = urls[((Number(name.slice(1)) || 1) - 1) % urls.length]
+    this.provider = new WebsocketProvider(this.url, `${config.room}/${config.docName}`, this.doc, {
       params: { token },
       WebSocketPolyfill: WebSocket,
       // Node 20 has a global BroadcastChannel: without this, providers of one process
