@@ -268,13 +268,32 @@ def loadgen_config(
     }
 
 
-def run_loadgen(cfg: dict, pids: dict[str, int]) -> dict:
+def start_py_spy(pids: dict[str, int], seconds: float, tag: str) -> list[subprocess.Popen]:
+    """py-spy record (raw folded stacks) of each Atelier node for ``seconds``."""
+    exe = Path(sys.executable).with_name("py-spy")
+    procs = []
+    for name, pid in pids.items():
+        out = RAW_DIR / f"pyspy-{tag}-{name}.txt"
+        procs.append(
+            subprocess.Popen(
+                [str(exe), "record", "-p", str(pid), "-o", str(out), "-f", "raw",
+                 "-d", str(int(seconds)), "-r", "50"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        log(f"py-spy → {out.relative_to(ROOT)}")
+    return procs
+
+
+def run_loadgen(cfg: dict, pids: dict[str, int], py_spy: float = 0) -> dict:
     timeout = (
         cfg["connectTimeoutMs"] + cfg["warmupMs"] + cfg["durationMs"] + cfg["drainMs"]
     ) / 1000 + 30
     sampler = Sampler(pids)
     sampler.start()
     t_start = time.time()
+    spies = start_py_spy(pids, py_spy, cfg["label"].replace("/", "_")) if py_spy else []
     load0 = os.getloadavg()
     try:
         proc = subprocess.run(
@@ -286,6 +305,9 @@ def run_loadgen(cfg: dict, pids: dict[str, int]) -> dict:
         )
     finally:
         sampler.stop()
+        for sp in spies:
+            with suppress(subprocess.TimeoutExpired):
+                sp.wait(30)
     if proc.stderr:
         sys.stderr.write(proc.stderr)
     try:
@@ -348,7 +370,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_scenario(sc: Scenario, target: str, keep: bool, env: dict[str, str]) -> dict:
+def run_scenario(
+    sc: Scenario, target: str, keep: bool, env: dict[str, str], py_spy: float = 0
+) -> dict:
     ctx = relay_target(sc.nodes) if target == "relay" else atelier_target(sc.nodes, env, keep)
     record: dict = {
         "scenario": asdict(sc),
@@ -371,7 +395,11 @@ def run_scenario(sc: Scenario, target: str, keep: bool, env: dict[str, str]) -> 
                 f"{label}: {sc.clients} clients, offered {sc.offered(rate):.0f} updates/s, "
                 f"fan-out {sc.fanout(rate):.0f} frames/s, {len(urls)} {target} node(s)"
             )
-            r = run_loadgen(loadgen_config(sc, urls, tokens, rate, label), pids)
+            r = run_loadgen(
+                loadgen_config(sc, urls, tokens, rate, label),
+                pids,
+                py_spy if target == "atelier" else 0,
+            )
             r["rate"] = rate
             r["offered"] = sc.offered(rate)
             steps.append(r)
@@ -409,6 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, help="measured seconds (after warm-up)")
     ap.add_argument("--rate", type=float, help="override updates/s per writer")
     ap.add_argument("--redis-db", type=int, default=9, help="Redis db number (multi-node)")
+    ap.add_argument(
+        "--py-spy",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="py-spy record each node for SECONDS from the start of each run (raw folded)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the servers' data folder")
     ap.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="extra server env (repeatable)"
@@ -429,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     RAW_DIR.mkdir(parents=True, exist_ok=True)
     records = []
     for rep in range(args.repeat):
-        rec = run_scenario(sc, args.target, args.keep, dict(env))
+        rec = run_scenario(sc, args.target, args.keep, dict(env), args.py_spy)
         rec["repeat"] = rep
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = RAW_DIR / f"{sc.name}-{args.target}-{sc.nodes}n-{stamp}-r{rep}.json"

@@ -21,7 +21,7 @@ from tests.support.services import service_missing
 
 
 @dataclass
-class Cluster:
+class NginxCluster:
     nodes: dict[str, AtelierServer]  # by ATELIER_NODE_ID
     nginx: Nginx
 
@@ -36,11 +36,11 @@ class Cluster:
                     node.stop()
 
 
-def start_cluster(folder: Path, node_ids: list[str]) -> Cluster:
+def start_cluster(folder: Path, node_ids: list[str]) -> NginxCluster:
     if nginx_binary() is None:
         service_missing("nginx not installed")
     nodes: dict[str, AtelierServer] = {}
-    cluster = Cluster(nodes=nodes, nginx=Nginx(upstreams=[], prefix=folder / "nginx"))
+    cluster = NginxCluster(nodes=nodes, nginx=Nginx(upstreams=[], prefix=folder / "nginx"))
     try:
         for node_id in node_ids:
             (folder / node_id).mkdir()
@@ -56,7 +56,7 @@ def start_cluster(folder: Path, node_ids: list[str]) -> Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxCluster]:
     """Three nodes behind nginx, shared by a module's tests (they do not stop nodes)."""
     c = start_cluster(tmp_path_factory.mktemp("cluster"), ["node-a", "node-b", "node-c"])
     try:
@@ -66,7 +66,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def fresh_cluster(tmp_path: Path) -> Iterator[Cluster]:
+def fresh_cluster(tmp_path: Path) -> Iterator[NginxCluster]:
     """Two nodes behind nginx of this test's own, for tests that kill a node."""
     c = start_cluster(tmp_path, ["node-a", "node-b"])
     try:

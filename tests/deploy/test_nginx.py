@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.deploy.conftest import Cluster
+from tests.deploy.conftest import NginxCluster
 from tests.support.nginx import SITE
 from tests.support.yclient import YClient, eventually
 
@@ -25,7 +25,7 @@ ROOMS = {
 }
 
 
-def yjs_url(cluster: Cluster, room: str, doc: str, user: str) -> str:
+def yjs_url(cluster: NginxCluster, room: str, doc: str, user: str) -> str:
     return f"{cluster.nginx.ws_url}/yjs/{room}/{doc}?token={cluster.token(user)}"
 
 
@@ -35,7 +35,7 @@ async def handshake_node(url: str) -> str:
         return ws.response.headers[NODE_HEADER]
 
 
-async def wait_for_log(cluster: Cluster, needle: str, timeout: float = 10) -> None:
+async def wait_for_log(cluster: NginxCluster, needle: str, timeout: float = 10) -> None:
     # A WebSocket's access line is written when the socket closes.
     await eventually(lambda: needle in cluster.nginx.access_log(), timeout)
 
@@ -52,7 +52,7 @@ def test_site_never_logs_the_query_string() -> None:
         assert line.split()[-1].rstrip(";") == "atelier", f"access log without our format: {line}"
 
 
-def test_healthz_through_nginx_spreads_over_nodes(cluster: Cluster) -> None:
+def test_healthz_through_nginx_spreads_over_nodes(cluster: NginxCluster) -> None:
     seen = set()
     with httpx.Client(base_url=cluster.nginx.http_url, timeout=5) as http:
         for _ in range(30):
@@ -64,7 +64,7 @@ def test_healthz_through_nginx_spreads_over_nodes(cluster: Cluster) -> None:
     assert len(seen) > 1, "requests outside a room are not pinned to one node"
 
 
-async def test_y_websocket_through_nginx(cluster: Cluster) -> None:
+async def test_y_websocket_through_nginx(cluster: NginxCluster) -> None:
     a = await YClient(yjs_url(cluster, "2nde-a-g1", "somedoc", "s-01")).connect()
     b = await YClient(yjs_url(cluster, "2nde-a-g1", "somedoc", "s-02")).connect()
     try:
@@ -80,7 +80,7 @@ async def test_y_websocket_through_nginx(cluster: Cluster) -> None:
         await b.close()
 
 
-async def test_a_room_sticks_to_one_node(cluster: Cluster) -> None:
+async def test_a_room_sticks_to_one_node(cluster: NginxCluster) -> None:
     room = "1ere-b-g3"
     users = ["t-durand", *(f"s-{n}" for n in range(43, 49))]  # g3 = s-43..s-48
     nodes = set()
@@ -90,12 +90,12 @@ async def test_a_room_sticks_to_one_node(cluster: Cluster) -> None:
     (node,) = nodes
     # The room channel and the room's REST routes hash on the same key. (Whatever these
     # routes answer, every response carries the node header.)
-    with httpx.Client(base_url=cluster.nginx.http_url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=cluster.nginx.http_url, timeout=5) as http:
         for path in (f"/rooms/{room}/live", f"/api/rooms/{room}", f"/api/rooms/{room}/docs/x/lock"):
-            assert http.get(path).headers[NODE_HEADER] == node, path
+            assert (await http.get(path)).headers[NODE_HEADER] == node, path
 
 
-async def test_rooms_spread_over_nodes(cluster: Cluster) -> None:
+async def test_rooms_spread_over_nodes(cluster: NginxCluster) -> None:
     placement = {}
     for room, user in ROOMS.items():
         placement[room] = await handshake_node(yjs_url(cluster, room, "spread", user))
@@ -104,7 +104,7 @@ async def test_rooms_spread_over_nodes(cluster: Cluster) -> None:
     assert len(set(placement.values())) > 1, f"all rooms on one node: {placement}"
 
 
-async def test_failover_when_a_node_dies(fresh_cluster: Cluster) -> None:
+async def test_failover_when_a_node_dies(fresh_cluster: NginxCluster) -> None:
     cluster = fresh_cluster
     room, user = "2nde-a-g2", "s-07"
     token = cluster.token(user)
@@ -140,7 +140,7 @@ async def test_failover_when_a_node_dies(fresh_cluster: Cluster) -> None:
         assert "token=" not in text, f"query string in nginx's {name} log"
 
 
-async def test_token_never_in_access_log(cluster: Cluster) -> None:
+async def test_token_never_in_access_log(cluster: NginxCluster) -> None:
     token = cluster.token("s-31")
     url = f"{cluster.nginx.ws_url}/yjs/1ere-b/tokencheck?token={token}"
     client = await YClient(url).connect()
@@ -149,8 +149,8 @@ async def test_token_never_in_access_log(cluster: Cluster) -> None:
     await refused.connect()
     assert await refused.wait_closed() == 4401
     await refused.close()
-    with httpx.Client(base_url=cluster.nginx.http_url, timeout=5) as http:
-        http.get(f"/api/me?token={token}", headers={"Authorization": f"Bearer {token}"})
+    async with httpx.AsyncClient(base_url=cluster.nginx.http_url, timeout=5) as http:
+        await http.get(f"/api/me?token={token}", headers={"Authorization": f"Bearer {token}"})
     await wait_for_log(cluster, "/api/me")
     await asyncio.sleep(0.2)
     log = cluster.nginx.access_log()

@@ -13,20 +13,17 @@ these tests fail, they do not skip.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.node import run_node as _run_node
+
 pytestmark = pytest.mark.interop
 
-INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
 ROOM = "2nde-a-g1"
 GROUP_1 = [f"s-{n:02d}" for n in range(1, 7)]  # the six members of 2nde-a-g1, read-write
 
@@ -36,39 +33,6 @@ INSERTS = 20  # tokens typed by each of the six clients in the co-editing phase
 OFFLINE_INSERTS = 5  # typed offline by the traveller, and concurrently by each of the five others
 IDLE_MS = 36_000  # y-websocket drops a socket on which nothing arrived for 30 s
 PHASES = ["connect", "coedit", "awareness", "offline", "leave", "lateJoiner", "idle"]
-
-
-def _require_node_clients() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("the interop tests need Node >= 20 on PATH")
-    if not (INTEROP_DIR / "node_modules" / "y-websocket" / "package.json").is_file():
-        pytest.fail(
-            "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` "
-            "(`make test` does it)"
-        )
-    return node
-
-
-async def _run_node(script: str, config: dict[str, Any], timeout: float) -> tuple[int, str, str]:
-    """Run a tests/interop script with its config in INTEROP_CONFIG (tokens stay off argv)."""
-    node = _require_node_clients()
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(INTEROP_DIR / script),
-        cwd=INTEROP_DIR,
-        env={**os.environ, "INTEROP_CONFIG": json.dumps(config)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.communicate()
-        pytest.fail(f"{script} did not finish within {timeout} s")
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 async def test_six_stock_clients_coedit_converge_and_see_each_other(atelier: Any) -> None:
