@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.scenarios import SCENARIOS, Scenario, get, tokens_per_room
@@ -276,8 +276,20 @@ def start_py_spy(pids: dict[str, int], seconds: float, tag: str) -> list[subproc
         out = RAW_DIR / f"pyspy-{tag}-{name}.txt"
         procs.append(
             subprocess.Popen(
-                [str(exe), "record", "-p", str(pid), "-o", str(out), "-f", "raw",
-                 "-d", str(int(seconds)), "-r", "50"],
+                [
+                    str(exe),
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-o",
+                    str(out),
+                    "-f",
+                    "raw",
+                    "-d",
+                    str(int(seconds)),
+                    "-r",
+                    "50",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -319,7 +331,13 @@ def run_loadgen(cfg: dict, pids: dict[str, int], py_spy: float = 0) -> dict:
     if win:
         start, end = win["warmupEnd"] / 1000, win["sendEnd"] / 1000
         servers = {name: sampler.window(name, start, end) for name in pids}
-        result["machine_busy_pct"] = sampler.machine_busy_pct(start, end)
+        result["machine_busy_pct"] = busy = sampler.machine_busy_pct(start, end)
+        # CPU (% of one core) used by everything else on the machine during the window:
+        # a noisy neighbour explains a latency tail that neither side's CPU does
+        if busy is not None:
+            ours = sum(v["cpu_pct"] or 0 for v in servers.values())
+            ours += (result.get("generator") or {}).get("cpuWindowPct") or 0
+            result["other_cpu_pct"] = round(busy * (os.cpu_count() or 1) - ours, 1)
     for name in pids:
         samples = sampler.samples[name]
         peak = max((x[2] for x in samples), default=0)
@@ -347,7 +365,7 @@ def summary_line(name: str, target: str, r: dict) -> str:
         f"missing {r.get('missing')} | connect {r.get('connect', {}).get('perSecond')}/s | "
         f"server CPU {r.get('server_cpu_pct_total')}% | gen CPU {gen.get('cpuWindowPct')}% "
         f"(loop p99 {gen.get('loopDelayP99Ms')} ms) | machine busy {r.get('machine_busy_pct')}% "
-        f"of {os.cpu_count()} cores | errors {r.get('errors')} "
+        f"of {os.cpu_count()} cores, others {r.get('other_cpu_pct')}% | errors {r.get('errors')} "
         f"closes {r.get('closes')}"
     )
 
@@ -355,7 +373,9 @@ def summary_line(name: str, target: str, r: dict) -> str:
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "machine": platform.machine()}
     with suppress(Exception):
-        out["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        out["node"] = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True
+        ).stdout.strip()
     with suppress(Exception):
         out["cpus"] = str(os.cpu_count())
         out["cpu_model"] = next(
@@ -428,7 +448,9 @@ def run_scenario(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
     ap.add_argument("--target", choices=["atelier", "relay"], default="atelier")
     ap.add_argument("--nodes", type=int, help="override the scenario's node count")
@@ -436,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, help="load generator worker processes")
     ap.add_argument("--duration", type=float, help="measured seconds (after warm-up)")
     ap.add_argument("--rate", type=float, help="override updates/s per writer")
+    ap.add_argument(
+        "--receiver-mode",
+        choices=["apply", "decode"],
+        help="apply: every client keeps a Y.Doc (default); decode: readers only decode (cheaper)",
+    )
     ap.add_argument("--redis-db", type=int, default=9, help="Redis db number (multi-node)")
     ap.add_argument(
         "--py-spy",
@@ -456,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=args.duration,
         rate=args.rate,
     )
+    if args.receiver_mode:
+        sc = replace(sc, extra={**sc.extra, "receiverMode": args.receiver_mode})
     env = dict(kv.split("=", 1) for kv in args.env)
     env["_REDIS_DB"] = str(args.redis_db)
     if sc.nodes == 1 or args.target == "relay":
@@ -473,11 +502,13 @@ def main(argv: list[str] | None = None) -> int:
         records.append(rec)
     if args.repeat > 1 and not sc.ramp:
         p99s = [r["steps"][0]["latencyMs"]["p99"] for r in records]
+        p99s = [p for p in p99s if p is not None]
         fps = [r["steps"][0]["framesPerSec"] for r in records]
+        missing = [r["steps"][0]["missing"] for r in records]
+        med_p99 = statistics.median(p99s) if p99s else None
         print(
-            f"{sc.name} [{args.target}] median of {args.repeat}: p99 "
-            f"{statistics.median(p for p in p99s if p is not None) if any(p is not None for p in p99s) else None} ms, "
-            f"{statistics.median(fps)} frames/s, missing {[r['steps'][0]['missing'] for r in records]}",
+            f"{sc.name} [{args.target}] median of {args.repeat}: p99 {med_p99} ms, "
+            f"{statistics.median(fps)} frames/s, missing {missing}",
             flush=True,
         )
     return 0 if all(s.get("ok") for r in records for s in r["steps"][:1]) else 1

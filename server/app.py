@@ -17,6 +17,9 @@ from server.api.yjs import yjs_endpoint
 from server.bus import create_bus
 from server.config import Settings, get_settings
 from server.context import AppContext
+from server.live.endpoint import live_endpoint
+from server.live.hub import LiveHub
+from server.persistence.chat import ChatStore
 from server.persistence.db import create_engine
 from server.persistence.docs import DocStore
 from server.persistence.roster import Roster
@@ -43,6 +46,9 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
         await bus.start()
         registry = RoomRegistry(settings, store, bus)
         await registry.start()
+        chat = ChatStore(engine)
+        live = LiveHub(settings, chat, bus)
+        await live.start()
         ctx = AppContext(
             settings=settings,
             engine=engine,
@@ -50,6 +56,8 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
             roster=Roster(engine),
             bus=bus,
             registry=registry,
+            chat=chat,
+            live=live,
             jwt_secret=settings.resolved_jwt_secret(),
         )
         app.state.ctx = ctx
@@ -58,6 +66,7 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
             yield
         finally:
             ctx.draining = True
+            await live.close()
             ok = await registry.close(settings.shutdown_grace_s)
             await bus.close()
             await engine.dispose()
@@ -67,6 +76,7 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         WebSocketRoute("/yjs/{room_id}/{doc_name}", yjs_endpoint),
+        WebSocketRoute("/rooms/{room_id}/live", live_endpoint),
         *rest.routes,
     ]
     root = _client_root()

@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.bus.base import Bus
 from server.cache import TTLCache
 from server.config import Settings
+from server.live.hub import LiveHub
+from server.persistence.chat import ChatStore
 from server.persistence.docs import DocStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
 from server.rooms.registry import RoomRegistry
@@ -23,6 +25,8 @@ class AppContext:
     roster: Roster
     bus: Bus
     registry: RoomRegistry
+    chat: ChatStore
+    live: LiveHub
     jwt_secret: str
     draining: bool = field(default=False)
     user_cache: TTLCache[str, UserInfo] = field(init=False)

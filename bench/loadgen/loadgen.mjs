@@ -18,11 +18,13 @@
 //
 // What a client does: opens ws, sends sync step 1, answers the server's step 1 with step 2,
 // counts as synced when the server's step 2 arrives. It keeps a Y.Doc and applies every
-// incoming update. A writer sets key <writerId> of Y.Map "bench" to [seq, sendEpochMs]
-// every 1/rate s (open loop), so each update is a real Yjs item whose left origin is the
-// writer's previous one. Yjs integrates a client's structs in clock order (later ones stay
-// pending while an earlier one is missing), so a receiver that has seen seq k of a writer
-// has integrated seq 1..k: missing = sent - last seq seen, summed over receivers.
+// incoming update. A writer sets key <writerId> of Y.Map "bench" to [seq, sendEpochMs,
+// writerId] every 1/rate s (open loop), so each update is a real Yjs item whose left
+// origin is the writer's previous one. Yjs integrates a client's structs in clock order
+// (later ones stay pending while an earlier one is missing), so a receiver that has seen
+// seq k of a writer has integrated seq 1..k: missing = sent - last seq seen, summed over
+// receivers. receiverMode "decode" (opt-in, ~half the generator CPU): non-writers keep no
+// Y.Doc and read the values with Y.decodeUpdate; only a contiguous seq prefix counts.
 // Latency = frame arrival time at the receiver - send time (both epoch ms, same machine),
 // for updates sent inside the measurement window [warmup end, send end).
 
@@ -53,11 +55,13 @@ const DEFAULTS = {
   connectConcurrency: 64,
   pathPrefix: '/yjs',
   deflate: false,
+  receiverMode: 'apply', // 'apply': every client keeps a Y.Doc; 'decode': readers only decode
   label: ''
 }
 
 const now = () => performance.timeOrigin + performance.now()
 const REMOTE = Symbol('remote')
+const STEP2_EMPTY = Uint8Array.of(0, 1, 2, 0, 0) // sync, step 2, empty update
 const log = (...a) => process.stderr.write(`[loadgen${process.env.LOADGEN_WORKER ? ' w' + process.env.LOADGEN_WORKER : ''}] ${a.join(' ')}\n`)
 
 // ---------------------------------------------------------------- latency histogram
@@ -138,6 +142,7 @@ class Client {
     this.seq = 0
     this.next = 0
     this.interval = 0
+    this.lite = w.cfg.receiverMode === 'decode' && !spec.wid
     this.map.observe((ev) => this.onMapChange(ev))
     if (spec.wid) {
       this.doc.on('update', (update, origin) => {
@@ -177,7 +182,23 @@ class Client {
         w.framesTotal++
         const dec = decoding.createDecoder(data)
         const type = decoding.readVarUint(dec)
-        if (type === 0) {
+        if (type === 0 && this.lite) {
+          // decode-only receiver: no Y.Doc, reads the [seq, t] values straight off the update
+          let st
+          try {
+            st = decoding.readVarUint(dec)
+            if (st === 0) ws.send(STEP2_EMPTY)
+            else this.decodeUpdate(decoding.readVarUint8Array(dec))
+          } catch (e) {
+            bump(w.errors, `decode: ${String(e.message).slice(0, 80)}`); return
+          }
+          if (st === 2 && inWindow) w.updateFramesIn++
+          if (st === 1 && !this.synced) {
+            this.synced = true
+            hAdd(w.handshake, now() - t0)
+            finish(true)
+          }
+        } else if (type === 0) {
           const enc = encoding.createEncoder()
           encoding.writeVarUint(enc, 0)
           let st
@@ -216,33 +237,50 @@ class Client {
   }
 
   onMapChange (ev) {
-    const w = this.w
     for (const key of ev.keysChanged) {
       if (key === this.spec.wid) continue
-      const v = this.map.get(key)
-      if (!Array.isArray(v)) continue
-      const [seq, t] = v
-      const last = this.lastSeq.get(key) || 0
-      if (seq <= last) { w.stale++; continue }
-      this.lastSeq.set(key, seq)
-      w.delivered += seq - last
-      if (seq - last > 1) w.coalesced += seq - last - 1
-      if (t >= w.warmupEnd && t < w.sendEnd) {
-        const ms = this.tRecv - t
-        hAdd(w.latency, ms)
-        if (w.nUrls > 1) {
-          // writer k of a room sits on urls[k % n], like every client: same node or not?
-          let k = this.writerK.get(key)
-          if (k === undefined) { k = Number(key.slice(key.indexOf('w') + 1)); this.writerK.set(key, k) }
-          hAdd((k % w.nUrls) === (this.spec.idx % w.nUrls) ? w.latencyLocal : w.latencyCross, ms)
-        }
+      this.seen(key, this.map.get(key), false)
+    }
+  }
+
+  decodeUpdate (update) {
+    // only the first item of a key carries its key (parentSub) on the wire, so the value
+    // names its writer: [seq, t, writerId]
+    for (const s of Y.decodeUpdate(update).structs) {
+      const arr = s.content && s.content.arr
+      if (!arr) continue
+      const v = arr[arr.length - 1]
+      if (Array.isArray(v) && v.length === 3 && v[2] !== this.spec.wid) this.seen(v[2], v, true)
+    }
+  }
+
+  seen (key, v, strict) {
+    const w = this.w
+    if (!Array.isArray(v)) return
+    const [seq, t] = v
+    const last = this.lastSeq.get(key) || 0
+    if (seq <= last) { w.stale++; return }
+    // strict (no Y.Doc, so no pending structs): only a contiguous prefix counts as
+    // delivered; a jump is a gap, left counted as missing
+    if (strict && seq !== last + 1) { w.gaps++; return }
+    this.lastSeq.set(key, seq)
+    w.delivered += seq - last
+    if (seq - last > 1) w.coalesced += seq - last - 1
+    if (t >= w.warmupEnd && t < w.sendEnd) {
+      const ms = this.tRecv - t
+      hAdd(w.latency, ms)
+      if (w.nUrls > 1) {
+        // writer k of a room sits on urls[k % n], like every client: same node or not?
+        let k = this.writerK.get(key)
+        if (k === undefined) { k = Number(key.slice(key.indexOf('w') + 1)); this.writerK.set(key, k) }
+        hAdd((k % w.nUrls) === (this.spec.idx % w.nUrls) ? w.latencyLocal : w.latencyCross, ms)
       }
     }
   }
 
   write () {
     this.seq++
-    this.map.set(this.spec.wid, [this.seq, now()])
+    this.map.set(this.spec.wid, [this.seq, now(), this.spec.wid])
   }
 }
 
@@ -268,6 +306,7 @@ async function runWorker () {
     delivered: 0,
     coalesced: 0,
     stale: 0,
+    gaps: 0,
     sent: 0,
     warmupEnd: Infinity,
     sendEnd: Infinity
@@ -376,6 +415,7 @@ async function runWorker () {
     delivered: w.delivered,
     coalesced: w.coalesced,
     stale: w.stale,
+    gaps: w.gaps,
     sent: w.sent,
     lateSends,
     errors: w.errors,
@@ -470,7 +510,7 @@ async function runParent () {
   const sentBy = {}
   const seen = {}
   let framesIn = 0, framesTotal = 0, bytesIn = 0, updateFramesIn = 0, awarenessIn = 0
-  let delivered = 0, coalesced = 0, stale = 0, sent = 0, lateSends = 0, unexpectedCloses = 0
+  let delivered = 0, coalesced = 0, stale = 0, gaps = 0, sent = 0, lateSends = 0, unexpectedCloses = 0
   let cpuWin = 0, cpuTot = 0, cpuConn = 0
   let loopP99 = 0, loopMax = 0, rss = 0
   for (const r of results) {
@@ -484,7 +524,7 @@ async function runParent () {
     }
     framesIn += r.framesIn; framesTotal += r.framesTotal; bytesIn += r.bytesIn
     updateFramesIn += r.updateFramesIn; awarenessIn += r.awarenessIn
-    delivered += r.delivered; coalesced += r.coalesced; stale += r.stale; sent += r.sent
+    delivered += r.delivered; coalesced += r.coalesced; stale += r.stale; gaps += r.gaps; sent += r.sent
     lateSends += r.lateSends; unexpectedCloses += r.unexpectedCloses
     cpuWin += r.cpuWindowMs || 0; cpuTot += r.cpuTotalMs; cpuConn += r.cpuConnectMs
     loopP99 = Math.max(loopP99, r.loopDelayP99Ms || 0); loopMax = Math.max(loopMax, r.loopDelayMaxMs || 0)
@@ -522,6 +562,7 @@ async function runParent () {
     writerReceiverPairsWithGaps: receiversWithGaps,
     coalesced,
     staleChanges: stale,
+    gaps,
     framesPerSec: Math.round(framesIn / durS),
     updateFramesPerSec: Math.round(updateFramesIn / durS),
     awarenessFramesPerSec: Math.round(awarenessIn / durS),
@@ -562,6 +603,7 @@ function summaryConfig (cfg, total) {
     durationMs: cfg.durationMs,
     drainMs: cfg.drainMs,
     processes: cfg.processes,
+    receiverMode: cfg.receiverMode,
     deflate: !!cfg.deflate
   }
 }

@@ -151,7 +151,56 @@ async def doc_lock(request: Request) -> Response:
     except Exception:
         return _error(400, "bad_request", 'expected {"locked": true|false}')
     await ctx.registry.set_locked(room_id, doc_name, locked)
+    ctx.live.room_event(
+        room_id, {"kind": "doc_locked", "doc": doc_name, "locked": locked, "by": user.id}
+    )
     return JSONResponse({"locked": locked})
+
+
+async def messages(request: Request) -> Response:
+    """
+    ---
+    summary: Older chat messages of a room, a page at a time.
+    description: >-
+      Messages with seq < before (default - the newest), oldest first. Follow next_before
+      to page back; null means the start of the room. Needs chat access (parents have none).
+    parameters:
+      - {name: room_id, in: path, required: true, schema: {type: string}}
+      - {name: before, in: query, required: false, schema: {type: integer, minimum: 1}}
+      - name: limit
+        in: query
+        required: false
+        schema: {type: integer, minimum: 1, maximum: 100, default: 50}
+    responses:
+      200:
+        description: >-
+          {"messages": [Message], "next_before": int|null}; Message as in docs/protocol.md
+      400:
+        description: Bad before or limit.
+      401:
+        description: Missing, invalid or expired token.
+      403:
+        description: No chat access to this room.
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    room_id = request.path_params["room_id"]
+    info, access = await access_to(ctx, user, room_id)
+    if info is None or not access.chat:
+        return _error(403, "forbidden", "no chat access to this room")
+    try:
+        before = request.query_params.get("before")
+        before_seq = int(before) if before is not None else None
+        limit = int(request.query_params.get("limit", "50"))
+        if not 1 <= limit <= 100 or (before_seq is not None and before_seq < 1):
+            raise ValueError
+    except ValueError:
+        return _error(400, "bad_request", "before is a seq >= 1, limit is 1..100")
+    page = await ctx.chat.before(room_id, before_seq, limit)
+    next_before = page[0].seq if page and page[0].seq > 1 else None
+    return JSONResponse({"messages": [m.to_wire() for m in page], "next_before": next_before})
 
 
 async def openapi(request: Request) -> Response:
@@ -162,5 +211,6 @@ routes = [
     Route("/api/me", me, methods=["GET"]),
     Route("/api/rooms/{room_id}", room, methods=["GET"]),
     Route("/api/rooms/{room_id}/docs/{doc_name}/lock", doc_lock, methods=["GET", "PUT"]),
+    Route("/api/rooms/{room_id}/messages", messages, methods=["GET"]),
     Route("/api/openapi.json", openapi, include_in_schema=False),
 ]

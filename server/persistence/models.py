@@ -1,10 +1,11 @@
-"""The tables: the roster (schools, classes, groups, users, memberships) and the docs.
+"""The tables: the roster (schools, classes, groups, users, memberships), the docs and
+the chat (messages, the per-room sequencer, mutes).
 
 Room ids *are* class ids and group ids (one namespace, unique across both), so a
-``Membership.room_id`` and a ``Doc.room_id`` carry no foreign key: they point at either
-table. Every type is spelled out (lengths, ``LargeBinary``, a non-native enum) so that the
-hand-written migration ``0001`` and this metadata compare equal on SQLite and PostgreSQL;
-a test holds them to it.
+``Membership.room_id``, a ``Doc.room_id`` and the chat tables' ``room_id`` carry no
+foreign key: they point at either table. Every type is spelled out (lengths,
+``LargeBinary``, a non-native enum) so that the hand-written migrations and this metadata
+compare equal on SQLite and PostgreSQL; a test holds them to it.
 """
 
 from __future__ import annotations
@@ -193,6 +194,81 @@ class DocUpdate(SQLModel, table=True):
     )
 
 
+class ChatMessageRow(SQLModel, table=True):
+    """A chat message of a room. ``seq`` numbers a room's messages 1, 2, 3 … with no gap;
+    it comes from :class:`RoomCounter` in the transaction that inserts the message.
+
+    The author's name and role are copied at post time: the message reads the same after
+    a rename, and needs no join. A deleted message keeps its row (and its ``seq``) with
+    its text erased.
+    """
+
+    __tablename__ = "chat_message"
+    __table_args__ = (
+        # Also the index of every history query (room_id = ? ORDER BY seq).
+        sa.UniqueConstraint("room_id", "seq", name="uq_chat_message_room_seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    room_id: str = Field(sa_column=_id(nullable=False))
+    seq: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
+    author_id: str = Field(sa_column=_id(nullable=False))
+    author_name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+    author_role: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    edited_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    deleted: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    deleted_by: str | None = Field(default=None, sa_column=_id(nullable=True))
+    version: int = Field(
+        default=1,
+        sa_column=sa.Column(sa.Integer(), nullable=False, server_default=sa.text("1")),
+    )
+
+
+class RoomCounter(SQLModel, table=True):
+    """The per-room sequencer of chat messages: ``last_seq`` is the newest ``seq``."""
+
+    __tablename__ = "room_counter"
+
+    room_id: str = Field(sa_column=_id(primary_key=True))
+    last_seq: int = Field(sa_column=sa.Column(sa.Integer(), nullable=False))
+
+
+class ChatMute(SQLModel, table=True):
+    """A user muted in a room (by a moderator): the row exists while the mute lasts."""
+
+    __tablename__ = "chat_mute"
+
+    room_id: str = Field(sa_column=_id(primary_key=True))
+    user_id: str = Field(sa_column=_id(primary_key=True))
+    muted_by: str = Field(sa_column=_id(nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+
+
 metadata = SQLModel.metadata
 
 #: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
@@ -204,3 +280,6 @@ membership_t = metadata.tables[Membership.__tablename__]
 parent_link_t = metadata.tables[ParentLink.__tablename__]
 doc_t = metadata.tables[Doc.__tablename__]
 doc_update_t = metadata.tables[DocUpdate.__tablename__]
+chat_message_t = metadata.tables[ChatMessageRow.__tablename__]
+room_counter_t = metadata.tables[RoomCounter.__tablename__]
+chat_mute_t = metadata.tables[ChatMute.__tablename__]

@@ -9,6 +9,9 @@ nodes) and the ``listen`` line (a free loopback port)::
     nginx = Nginx(upstreams=[("127.0.0.1", a.port), ("127.0.0.1", b.port)]).start()
     ... nginx.ws_url, nginx.http_url, nginx.access_log() ...
     nginx.stop()
+
+Pass ``prefix=tmp_path / "nginx"`` to keep the prefix (config, logs) in pytest's
+temporary folders; without it, a ``mkdtemp`` folder is used and left for inspection.
 """
 
 from __future__ import annotations

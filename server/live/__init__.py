@@ -1,0 +1,1 @@
+"""The room channel: chat, presence and room events (docs/protocol.md)."""

@@ -1,0 +1,240 @@
+"""One room's channel on one node: its connections, presence and chat delivery.
+
+Chat delivery — theory of operation. The database numbers each room's messages 1, 2, 3 …
+(``seq``, under a per-room lock), so "one order that every client sees alike" is the
+``seq`` order, and exactly-once is "each seq once per socket". A node delivers a message
+to its sockets only when every smaller seq has been delivered: messages (stored by this
+node, or relayed by others over the bus) go into a reorder buffer keyed by seq; the
+buffer drains from ``next_seq``; a gap that lasts ``GAP_WAIT_S`` (a message the bus lost,
+or one still in flight from a slower node) is filled from the database. An edit or a
+deletion is the same message with a higher ``version``: held in the buffer if its seq
+is not delivered yet, otherwise sent at once (clients keep the highest version).
+
+A socket that joins reads its history from the database *after* it is attached, and
+queues what the room delivers meanwhile; once its hello is sent the queue is flushed,
+skipping the seqs its history already had. No message is missed or shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from server.live import protocol
+from server.live.presence import Meta, PresenceTable
+from server.rooms.limits import TokenBucket
+from server.rooms.peer import Peer
+from server.types import RoomAccess
+
+if TYPE_CHECKING:
+    from server.live.hub import LiveHub
+
+log = logging.getLogger(__name__)
+
+GAP_WAIT_S = 0.3
+
+
+class LiveConn:
+    __slots__ = (
+        "access",
+        "conn_id",
+        "high",
+        "peer",
+        "pending",
+        "presence_bucket",
+        "presence_wanted",
+        "ready",
+        "user_id",
+        "user_name",
+        "user_role",
+    )
+
+    def __init__(
+        self, peer: Peer, conn_id: str, user_id: str, name: str, role: str, access: RoomAccess
+    ) -> None:
+        self.peer = peer
+        self.conn_id = conn_id
+        self.user_id = user_id
+        self.user_name = name
+        self.user_role = role
+        self.access = access
+        self.high = 0  # highest message seq this socket has
+        self.ready = False
+        self.pending: list[tuple[int, bytes, bool]] = []
+        self.presence_bucket = TokenBucket(protocol.PRESENCE_PER_SECOND, 10, time.monotonic())
+        self.presence_wanted: tuple[str | None, bool] | None = None
+
+    @property
+    def sees_presence(self) -> bool:
+        return self.access.chat  # parents: room events only (docs/protocol.md, Permissions)
+
+    def deliver(self, seq: int, frame: bytes, is_new: bool) -> None:
+        if not self.access.chat:
+            return
+        if not self.ready:
+            self.pending.append((seq, frame, is_new))
+            return
+        if is_new:
+            if seq <= self.high:
+                return
+            self.high = seq
+        self.peer.send(frame)
+
+    def start(self, high: int) -> None:
+        """The hello (with history up to ``high``) is sent: flush what queued meanwhile."""
+        self.high = high
+        self.ready = True
+        pending, self.pending = self.pending, []
+        for seq, frame, is_new in pending:
+            self.deliver(seq, frame, is_new)
+
+
+class LiveRoom:
+    def __init__(self, hub: LiveHub, room_id: str) -> None:
+        self.hub = hub
+        self.room_id = room_id
+        self.topic = f"room:{room_id}"
+        self.conns: dict[str, LiveConn] = {}
+        self.presence = PresenceTable()
+        self.next_seq = 1
+        self.buffer: dict[int, dict[str, Any]] = {}
+        self.muted: set[str] = set()
+        self.buckets: dict[str, TokenBucket] = {}
+        self.loading: asyncio.Task[None] | None = None
+        self.ready = False
+        self.unload_task: asyncio.Task[None] | None = None
+        self._gap_task: asyncio.Task[None] | None = None
+        self.remote_nodes: set[str] = set()
+
+    # --- sending to local sockets ---
+
+    def send_all(self, frame: bytes, *, presence_only: bool = False) -> None:
+        for conn in self.conns.values():
+            if presence_only and not conn.sees_presence:
+                continue
+            conn.peer.send(frame)
+
+    def send_presence(self, diff: dict[str, Any] | None) -> None:
+        if diff is not None:
+            self.send_all(protocol.encode(diff), presence_only=True)
+
+    # --- chat, in seq order ---
+
+    def accept(self, message: dict[str, Any]) -> None:
+        """A message (new, edited or deleted), from this node or another."""
+        seq = message["seq"]
+        if not self.ready:  # still reading where the room stands: hold everything
+            self.buffer[seq] = message
+            return
+        if seq < self.next_seq:
+            if message.get("version", 1) > 1:
+                frame = protocol.encode({"t": "message", "message": message})
+                for conn in self.conns.values():
+                    conn.deliver(seq, frame, False)
+            return
+        held = self.buffer.get(seq)
+        if held is None or message.get("version", 1) > held.get("version", 1):
+            self.buffer[seq] = message
+        self._drain()
+        if self.buffer and (self._gap_task is None or self._gap_task.done()):
+            self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
+
+    def _drain(self) -> None:
+        while self.next_seq in self.buffer:
+            message = self.buffer.pop(self.next_seq)
+            frame = protocol.encode({"t": "message", "message": message})
+            for conn in self.conns.values():
+                conn.deliver(self.next_seq, frame, True)
+            self.next_seq += 1
+
+    async def _fill_gap(self) -> None:
+        await asyncio.sleep(GAP_WAIT_S)
+        if self.buffer:
+            await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Deliver what the database has past ``next_seq`` (lost or late bus messages)."""
+        try:
+            missing = await self.hub.chat.since(self.room_id, self.next_seq - 1)
+        except Exception:
+            log.warning("chat catch-up failed for %s; will retry", self.room_id)
+            return
+        for msg in missing:
+            self.accept(msg.to_wire())
+
+    # --- presence ---
+
+    def join_presence(self, conn: LiveConn) -> None:
+        if not conn.sees_presence:
+            return
+        meta = Meta(
+            conn.conn_id,
+            self.hub.node_id,
+            conn.user_id,
+            conn.user_name,
+            conn.user_role,
+            time.time(),
+        )
+        self.send_presence(self.presence.join(meta))
+        self.hub.publish(self.topic, "p_join", meta.record())
+
+    def update_presence(self, conn: LiveConn, doc: str | None, typing: bool) -> None:
+        """Apply at most PRESENCE_PER_SECOND updates a second; coalesce the rest."""
+        if not conn.sees_presence:
+            return
+        if not conn.presence_bucket.take(time.monotonic()):
+            first = conn.presence_wanted is None
+            conn.presence_wanted = (doc, typing)
+            if first:
+                asyncio.get_running_loop().call_later(0.2, self._apply_wanted, conn)
+            return
+        self._apply_presence(conn, doc, typing)
+
+    def _apply_wanted(self, conn: LiveConn) -> None:
+        wanted, conn.presence_wanted = conn.presence_wanted, None
+        if wanted is not None and conn.conn_id in self.conns:
+            self._apply_presence(conn, *wanted)
+
+    def _apply_presence(self, conn: LiveConn, doc: str | None, typing: bool) -> None:
+        diff = self.presence.update(conn.conn_id, doc, typing)
+        if diff is not None:
+            self.send_presence(diff)
+            meta = self.presence.get(conn.conn_id)
+            if meta is not None:
+                self.hub.publish(self.topic, "p_join", meta.record())
+
+    def leave_presence(self, conn: LiveConn) -> None:
+        diff = self.presence.leave(conn.conn_id)
+        if diff is not None:
+            self.send_presence(diff)
+            self.hub.publish(self.topic, "p_leave", {"conn": conn.conn_id})
+
+    # --- membership of the room object ---
+
+    def attach(self, conn: LiveConn) -> None:
+        if self.unload_task is not None:
+            self.unload_task.cancel()
+            self.unload_task = None
+        self.conns[conn.conn_id] = conn
+
+    def detach(self, conn: LiveConn) -> None:
+        if self.conns.pop(conn.conn_id, None) is not None:
+            self.leave_presence(conn)
+
+    def chat_bucket(self, user_id: str) -> TokenBucket:
+        bucket = self.buckets.get(user_id)
+        if bucket is None:
+            bucket = TokenBucket(
+                protocol.MESSAGES_PER_MINUTE / 60, protocol.MESSAGE_BURST, time.monotonic()
+            )
+            self.buckets[user_id] = bucket
+        return bucket
+
+    async def close(self) -> None:
+        if self._gap_task is not None:
+            self._gap_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gap_task
