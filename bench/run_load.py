@@ -218,10 +218,11 @@ def atelier_target(
                 servers.append(s)
         for s in servers:
             s.start()
+        info["_servers"] = servers  # popped by the caller; the same dict gets the log check
         yield (
             [s.ws_url for s in servers],
             {f"node{i}": s.proc.pid for i, s in enumerate(servers)},  # type: ignore[union-attr]
-            info | {"_servers": servers},
+            info,
         )
     finally:
         for s in servers:
