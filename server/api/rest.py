@@ -11,8 +11,10 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from server.api.access import access_to, authenticate
+from server.auth import tokens
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
+from server.persistence import activity
 from server.persistence.roster import UserInfo
 from server.types import DOC_NAME_RE
 
@@ -203,6 +205,120 @@ async def messages(request: Request) -> Response:
     return JSONResponse({"messages": [m.to_wire() for m in page], "next_before": next_before})
 
 
+async def room_docs(request: Request) -> Response:
+    """
+    ---
+    summary: The docs of a room and who belongs to it.
+    parameters:
+      - {name: room_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: >-
+          {"docs": [{name, locked, updated_at}], "members": [{id, name, role}]};
+          members are listed only to those with chat access (not to parents)
+      401:
+        description: Missing, invalid or expired token.
+      403:
+        description: No access to this room.
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    room_id = request.path_params["room_id"]
+    info, access = await access_to(ctx, user, room_id)
+    if info is None or not access.may_enter:
+        return _error(403, "forbidden", "no access to this room")
+    members = await activity.room_members(ctx.engine, room_id) if access.chat else []
+    return JSONResponse({"docs": await activity.room_docs(ctx.engine, room_id), "members": members})
+
+
+async def class_overview(request: Request) -> Response:
+    """
+    ---
+    summary: A class's groups with their members and last activity (teachers of the class).
+    parameters:
+      - {name: class_id, in: path, required: true, schema: {type: string}}
+    responses:
+      200:
+        description: >-
+          {"class": {id, name}, "groups": [{id, name, members: [{id, name, role}],
+          last_activity: {doc: unix|null, chat: unix|null}}]}; who is online comes live
+          from each group's room channel
+      401:
+        description: Missing, invalid or expired token.
+      403:
+        description: Not a teacher of this class.
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    class_id = request.path_params["class_id"]
+    info, access = await access_to(ctx, user, class_id)
+    if info is None or str(info.kind) != "class" or not access.moderate:
+        return _error(403, "forbidden", "only the class's teachers see its overview")
+    groups = await ctx.roster.groups_of_class(class_id)
+    last = await activity.last_activity(ctx.engine, [g.id for g in groups])
+    out = []
+    for g in groups:
+        out.append(
+            {
+                "id": g.id,
+                "name": g.name,
+                "members": await activity.room_members(ctx.engine, g.id),
+                "last_activity": last.get(g.id, {"doc": None, "chat": None}),
+            }
+        )
+    return JSONResponse({"class": {"id": info.id, "name": info.name}, "groups": out})
+
+
+async def demo_users(request: Request) -> Response:
+    """
+    ---
+    summary: The demo school's users, for the demo sign-in (demo mode only).
+    responses:
+      200:
+        description: '{"users": [{id, name, role}]}'
+      404:
+        description: Demo mode is off.
+    """
+    ctx: AppContext = request.app.state.ctx
+    if not ctx.settings.demo:
+        return _error(404, "not_found", "demo mode is off")
+    users = await activity.demo_users(ctx.engine)
+    return JSONResponse({"users": users})
+
+
+async def demo_token(request: Request) -> Response:
+    """
+    ---
+    summary: Sign in as a demo user (demo mode only) - returns a token.
+    description: 'Body {"user": "s-01"}. Never available outside demo mode.'
+    responses:
+      200:
+        description: '{"token": str, "expires_in": int}'
+      400:
+        description: Unknown user or bad body.
+      404:
+        description: Demo mode is off.
+    """
+    ctx: AppContext = request.app.state.ctx
+    if not ctx.settings.demo:
+        return _error(404, "not_found", "demo mode is off")
+    try:
+        body = await request.json()
+        user_id = body["user"]
+        if not isinstance(user_id, str):
+            raise TypeError
+    except Exception:
+        return _error(400, "bad_request", 'expected {"user": "<id>"}')
+    if await ctx.roster.get_user(user_id) is None:
+        return _error(400, "bad_request", "unknown user")
+    ttl = 8 * 3600
+    return JSONResponse({"token": tokens.issue(ctx.jwt_secret, user_id, ttl), "expires_in": ttl})
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(schemas.get_schema(routes=request.app.routes))
 
@@ -212,5 +328,9 @@ routes = [
     Route("/api/rooms/{room_id}", room, methods=["GET"]),
     Route("/api/rooms/{room_id}/docs/{doc_name}/lock", doc_lock, methods=["GET", "PUT"]),
     Route("/api/rooms/{room_id}/messages", messages, methods=["GET"]),
+    Route("/api/rooms/{room_id}/docs", room_docs, methods=["GET"]),
+    Route("/api/classes/{class_id}/overview", class_overview, methods=["GET"]),
+    Route("/api/demo/users", demo_users, methods=["GET"]),
+    Route("/api/demo/token", demo_token, methods=["POST"]),
     Route("/api/openapi.json", openapi, include_in_schema=False),
 ]

@@ -311,3 +311,27 @@ async def test_tokens_never_logged(atelier: AtelierServer, doc: str) -> None:
     assert f"/yjs/2nde-a-g1/{doc}" in logs  # the access log did record the sockets
     assert token not in logs and "leaky.token.value" not in logs
     assert "token=[redacted]" in logs
+
+
+async def test_room_docs_members_and_class_overview(atelier: AtelierServer, doc: str) -> None:
+    writer = await YClient(url(atelier, "s-01", doc)).connect()
+    await writer.type("avancée du groupe 1")
+    await asyncio.sleep(0.3)
+    await writer.close()
+    async with httpx.AsyncClient(base_url=atelier.http_url) as http:
+        student = {"Authorization": f"Bearer {atelier.token('s-01')}"}
+        body = (await http.get("/api/rooms/2nde-a-g1/docs", headers=student)).json()
+        assert doc in [d["name"] for d in body["docs"]]
+        assert [m["id"] for m in body["members"] if m["role"] == "student"] == [
+            f"s-0{i}" for i in range(1, 7)
+        ]
+        assert (await http.get("/api/classes/2nde-a/overview", headers=student)).status_code == 403
+        teacher = {"Authorization": f"Bearer {atelier.token('t-martin')}"}
+        overview = (await http.get("/api/classes/2nde-a/overview", headers=teacher)).json()
+        groups = {g["id"]: g for g in overview["groups"]}
+        assert list(groups) == [f"2nde-a-g{i}" for i in range(1, 6)]
+        assert groups["2nde-a-g1"]["last_activity"]["doc"] is not None
+        assert len(groups["2nde-a-g2"]["members"]) == 6
+        # Demo sign-in is off unless demo mode is on.
+        assert (await http.get("/api/demo/users")).status_code == 404
+        assert (await http.post("/api/demo/token", json={"user": "t-martin"})).status_code == 404
