@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
+CLIENT_STAMP := client_demo/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint typecheck bench clean
@@ -19,6 +20,10 @@ $(PY_STAMP): pyproject.toml
 
 $(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CLIENT_STAMP): client_demo/package.json client_demo/package-lock.json
+	npm ci --prefix client_demo --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(PY_STAMP)
@@ -36,11 +41,11 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
 
-test: $(PY_STAMP) $(NODE_STAMP) lint typecheck
+test: $(PY_STAMP) $(NODE_STAMP) $(CLIENT_STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(PY_STAMP)
 	$(BIN)/python -m bench.micro
 
 clean:
-	rm -rf $(VENV) tests/interop/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/interop/node_modules client_demo/node_modules .pytest_cache .mypy_cache .ruff_cache

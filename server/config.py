@@ -33,6 +33,14 @@ class Settings(BaseSettings):
         default=None,
         description="Unset: in-process bus, one node. Set: nodes share rooms over Redis pub/sub.",
     )
+    redis_prefix: str = Field(
+        default="atelier:",
+        description=(
+            "Prefix of every Redis key and channel. Pub/sub channels ignore the database "
+            "number, so two clusters (or a test and a benchmark) sharing one Redis need "
+            "different prefixes."
+        ),
+    )
     jwt_secret: str | None = Field(
         default=None,
         description=(
@@ -123,6 +131,15 @@ class Settings(BaseSettings):
             "0 disables the cache."
         ),
     )
+
+    chat_messages_per_minute: float = Field(
+        default=20.0,
+        description=(
+            "Chat messages one user may post per minute in one room (token bucket, per "
+            "node). 20 lets a class discuss; it stops a child holding Enter down."
+        ),
+    )
+    chat_burst: int = Field(default=5, description="Messages a user may post back to back.")
 
     node_heartbeat_s: float = Field(
         default=5.0,

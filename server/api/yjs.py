@@ -36,16 +36,24 @@ log = logging.getLogger(__name__)
 
 
 class StarletteTransport:
-    __slots__ = ("ws",)
+    """Frames go straight to the server's ``send`` (see ``NodeHeader`` in app.py)."""
+
+    __slots__ = ("_send", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
+        self._send = ws.scope.get("atelier.send") or ws.send
 
     async def send(self, data: bytes) -> None:
-        await self.ws.send({"type": "websocket.send", "bytes": data})
+        await self._send({"type": "websocket.send", "bytes": data})
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code, reason)
+
+
+async def accept(ws: WebSocket) -> None:
+    header = ws.scope.get("atelier.node_header")
+    await ws.accept(headers=[header] if header else None)
 
 
 async def _refuse(peer: Peer, code: int, reason: str, *, auth_message: bool = False) -> None:
@@ -61,7 +69,7 @@ async def yjs_endpoint(ws: WebSocket) -> None:
     settings = ctx.settings
     room_id: str = ws.path_params["room_id"]
     doc_name: str = ws.path_params["doc_name"]
-    await ws.accept()
+    await accept(ws)
     peer = Peer(StarletteTransport(ws), max_queue=settings.send_queue_frames)
     # Until the peer joins, nothing but refusals is sent, so authorise() can run first.
     peer.start()

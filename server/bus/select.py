@@ -15,6 +15,7 @@ def create_bus(settings: Settings) -> Bus:
         return RedisBus(
             settings.redis_url,
             NodeId(settings.node_id),
+            prefix=settings.redis_prefix,
             heartbeat_s=settings.node_heartbeat_s,
             node_ttl_s=settings.node_ttl_s,
         )

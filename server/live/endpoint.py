@@ -12,7 +12,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from server.api.access import access_to, authenticate, origin_allowed
-from server.api.yjs import StarletteTransport
+from server.api.yjs import StarletteTransport, accept
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.live import protocol
@@ -41,7 +41,7 @@ async def _refuse(peer: Peer, code: int, reason: str) -> None:
 async def live_endpoint(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
     room_id: str = ws.path_params["room_id"]
-    await ws.accept()
+    await accept(ws)
     peer = Peer(StarletteTransport(ws), max_queue=ctx.settings.send_queue_frames)
     peer.start()
     if ctx.draining:
@@ -116,8 +116,8 @@ def _hello(
         },
         "limits": {
             "message_chars": protocol.MESSAGE_CHARS,
-            "messages_per_minute": protocol.MESSAGES_PER_MINUTE,
-            "burst": protocol.MESSAGE_BURST,
+            "messages_per_minute": ctx.settings.chat_messages_per_minute,
+            "burst": ctx.settings.chat_burst,
             "history": protocol.HISTORY,
         },
         "muted": conn.user_id in room.muted,
@@ -183,6 +183,15 @@ async def _handle(ctx: AppContext, room: LiveRoom, conn: LiveConn, frame: dict[s
                 if existing.author_id != conn.user_id:
                     peer.send(protocol.error("forbidden", ref))
                     return
+                if conn.user_id in room.muted:
+                    peer.send(protocol.error("muted", ref))
+                    return
+                bucket = room.chat_bucket(conn.user_id)  # an edit reaches the whole room too
+                if not bucket.take(time.monotonic()):
+                    peer.send(
+                        protocol.error("rate_limited", ref, retry_after=round(1 / bucket.rate, 1))
+                    )
+                    return
                 text = protocol.clean_text(frame["text"])
                 if problem := _text_problem(text):
                     peer.send(protocol.error(problem, ref))
@@ -208,13 +217,13 @@ async def _handle(ctx: AppContext, room: LiveRoom, conn: LiveConn, frame: dict[s
                 return
             target = await ctx.roster.get_user(frame["user"])
             if target is None or target.role is not Role.STUDENT:
-                peer.send(protocol.error("not_found", ref))
+                peer.send(protocol.error("bad_request", ref))  # only students can be muted
                 return
             muted = kind == "mute"
             await chat.set_muted(room.room_id, target.id, muted, conn.user_id)
             (room.muted.add if muted else room.muted.discard)(target.id)
             body = {"user": target.id, "muted": muted, "by": conn.user_id}
-            room.send_all(protocol.encode({"t": "muted", **body}))
+            room.send_all(protocol.encode({"t": "muted", **body}), presence_only=True)
             ctx.live.publish(room.topic, "mute", body)
             peer.send(protocol.encode({"t": "ok", "ref": ref}))
     except Exception:

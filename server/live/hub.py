@@ -160,7 +160,7 @@ class LiveHub:
                 room.muted.add(user)
             else:
                 room.muted.discard(user)
-            room.send_all(protocol.encode({"t": "muted", **body}))
+            room.send_all(protocol.encode({"t": "muted", **body}), presence_only=True)
         elif kind == "event":
             room.send_all(protocol.encode(body))
         elif kind == "p_join":

@@ -112,6 +112,8 @@ class LiveRoom:
     # --- sending to local sockets ---
 
     def send_all(self, frame: bytes, *, presence_only: bool = False) -> None:
+        """To every socket; with ``presence_only``, only to those who see who is here
+        (chat access: parents get room events, never names of students)."""
         for conn in self.conns.values():
             if presence_only and not conn.sees_presence:
                 continue
@@ -227,8 +229,9 @@ class LiveRoom:
     def chat_bucket(self, user_id: str) -> TokenBucket:
         bucket = self.buckets.get(user_id)
         if bucket is None:
+            settings = self.hub.settings
             bucket = TokenBucket(
-                protocol.MESSAGES_PER_MINUTE / 60, protocol.MESSAGE_BURST, time.monotonic()
+                settings.chat_messages_per_minute / 60, settings.chat_burst, time.monotonic()
             )
             self.buckets[user_id] = bucket
         return bucket

@@ -67,10 +67,14 @@ async def test_edit_delete_and_moderation(atelier: AtelierServer) -> None:
     assert bob.messages[mine]["text"] == "" and bob.messages[mine]["deleted_by"] == "t-martin"
 
     # Mute: only the teacher; the muted student is told and cannot post; cannot unmute.
+    said = (await bob.request({"t": "post", "text": "avant la sourdine"}))["id"]
     assert (await bob.request({"t": "mute", "user": "s-13"}))["code"] == "forbidden"
     assert (await teacher.request({"t": "mute", "user": "s-14"}))["t"] == "ok"
     await eventually(lambda: any(f["user"] == "s-14" and f["muted"] for f in bob.of_type("muted")))
     assert (await bob.request({"t": "post", "text": "je parle"}))["code"] == "muted"
+    # Nor slip a message in by editing an old one.
+    assert (await bob.request({"t": "edit", "id": said, "text": "contourné"}))["code"] == "muted"
+    assert (await teacher.request({"t": "mute", "user": "t-martin"}))["code"] == "bad_request"
     assert (await bob.request({"t": "unmute", "user": "s-14"}))["code"] == "forbidden"
     again = await LiveClient(live(atelier, "s-14", room)).connect()
     assert again.hello is not None and again.hello["muted"] is True  # remembered
@@ -82,10 +86,16 @@ async def test_edit_delete_and_moderation(atelier: AtelierServer) -> None:
 
 async def test_parents_have_no_chat_and_admins_no_room(atelier: AtelierServer) -> None:
     parent = await LiveClient(live(atelier, "p-01", "2nde-a")).connect()
+    teacher = await LiveClient(live(atelier, "t-martin", "2nde-a")).connect()
+    assert (await teacher.request({"t": "mute", "user": "s-02"}))["t"] == "ok"
+    assert (await teacher.request({"t": "unmute", "user": "s-02"}))["t"] == "ok"
+    await teacher.close()
     assert parent.hello is not None
     assert parent.hello["access"]["chat"] is False and parent.hello["history"] == []
     assert "presence" not in parent.hello
     assert (await parent.request({"t": "post", "text": "bonjour"}))["code"] == "forbidden"
+    # No names of students reach a parent: no presence, no mute notices.
+    assert parent.of_type("muted") == [] and parent.of_type("presence_diff") == []
     await parent.close()
     group = await LiveClient(live(atelier, "p-01", "2nde-a-g1")).connect()
     assert await group.wait_closed() == 4403
