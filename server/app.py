@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
         chat = ChatStore(engine)
         live = LiveHub(settings, chat, bus)
         await live.start()
+        registry.on_saved = live.doc_saved
         ctx = AppContext(
             settings=settings,
             engine=engine,

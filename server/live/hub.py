@@ -30,6 +30,7 @@ from server.types import NodeId
 log = logging.getLogger(__name__)
 
 CATCH_UP_EVERY_S = 60.0
+SAVED_EVERY_S = 0.5
 
 
 class LiveHub:
@@ -42,6 +43,8 @@ class LiveHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._out: asyncio.Queue[tuple[NodeId | None, str, str, bytes]] = asyncio.Queue()
         self.closing = False
+        self._saved_pending: dict[tuple[str, str], bytes] = {}
+        self._saved_at: dict[tuple[str, str], float] = {}
 
     async def start(self) -> None:
         self.bus.on_reconnect(self._after_reconnect)
@@ -108,6 +111,26 @@ class LiveHub:
             await room.close()
         finally:
             room.unload_task = None
+
+    def doc_saved(self, room_id: str, doc_name: str, state_vector: bytes) -> None:
+        """Everything this node received for a doc is stored: tell the room, at most
+        every SAVED_EVERY_S per doc (the last state always goes out, a little later)."""
+        key = (room_id, doc_name)
+        held = self._saved_pending.get(key)
+        self._saved_pending[key] = state_vector
+        if held is not None:
+            return  # a send is already scheduled; it will carry the newest state
+        now = asyncio.get_running_loop().time()
+        wait = max(0.0, self._saved_at.get(key, 0.0) + SAVED_EVERY_S - now)
+        asyncio.get_running_loop().call_later(wait, self._send_saved, key)
+
+    def _send_saved(self, key: tuple[str, str]) -> None:
+        sv = self._saved_pending.pop(key, None)
+        if sv is None:
+            return
+        self._saved_at[key] = asyncio.get_running_loop().time()
+        room_id, doc_name = key
+        self.room_event(room_id, {"kind": "doc_saved", "doc": doc_name, "sv": sv})
 
     def room_event(self, room_id: str, event: dict[str, Any]) -> None:
         """A room event (e.g. a doc locked) for every socket of the room, on every node."""

@@ -45,6 +45,7 @@ class UpdateWriter:
         self._max_batch = max_batch
         self._on_committed = on_committed
         self._queue: deque[Item] = deque()
+        self._pending_per_doc: dict[tuple[str, str], int] = {}
         self._enqueued = 0  # sequence number of the last item queued
         self._committed = 0  # sequence number of the last item committed
         self._wake = asyncio.Event()
@@ -60,8 +61,13 @@ class UpdateWriter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="update-writer")
 
+    def pending_for(self, room_id: str, doc_name: str) -> int:
+        return self._pending_per_doc.get((room_id, doc_name), 0)
+
     def enqueue(self, room_id: str, doc_name: str, update: bytes) -> None:
         self._queue.append((room_id, doc_name, update))
+        key = (room_id, doc_name)
+        self._pending_per_doc[key] = self._pending_per_doc.get(key, 0) + 1
         self._enqueued += 1
         self._wake.set()
 
@@ -119,7 +125,13 @@ class UpdateWriter:
                     continue
                 backoff = 0.05
                 for _ in range(n):
-                    self._queue.popleft()
+                    room_id, doc_name, _u = self._queue.popleft()
+                    key = (room_id, doc_name)
+                    left = self._pending_per_doc[key] - 1
+                    if left:
+                        self._pending_per_doc[key] = left
+                    else:
+                        del self._pending_per_doc[key]
                 self._committed += n
                 if self._on_committed is not None:
                     self._on_committed(batch)

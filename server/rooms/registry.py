@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from server.bus.base import Bus
@@ -60,7 +60,11 @@ class RoomRegistry:
             store,
             interval_s=settings.flush_interval_ms / 1000,
             max_batch=settings.flush_max_batch,
+            on_committed=self._committed,
         )
+        #: Called with (room_id, doc_name, state vector) when everything this node received
+        #: for a doc is in the database (the room channel tells clients: "Enregistré").
+        self.on_saved: Callable[[str, str, bytes], None] | None = None
         self.relay = Relay(bus, self.docs, self.writer)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -202,6 +206,14 @@ class RoomRegistry:
             log.exception("compaction failed for %s (the log still holds everything)", live.topic)
         finally:
             live.compacting = False
+
+    def _committed(self, batch: Sequence[Item]) -> None:
+        if self.on_saved is None:
+            return
+        for room_id, doc_name in {(r, d) for r, d, _ in batch}:
+            live = self.docs.get((room_id, doc_name))
+            if live is not None and not self.writer.pending_for(room_id, doc_name):
+                self.on_saved(room_id, doc_name, live.doc.get_state())
 
     # --- the hot path ---
 
