@@ -35,9 +35,13 @@ class CountingTransport:
         self.frames = 0
         self.bytes = 0
 
-    async def send(self, data: bytes) -> None:
+    def send_now(self, data: bytes) -> bool:
         self.frames += 1
         self.bytes += len(data)
+        return True
+
+    async def send(self, data: bytes) -> None:
+        self.send_now(data)
 
     async def close(self, code: int, reason: str) -> None:
         return None

@@ -16,6 +16,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
 
     from server.app import create_app
     from server.logs import log_config
+    from server.wsfast import AtelierWebSocketProtocol
 
     app = create_app(settings)
 
@@ -32,7 +33,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=AtelierWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         log_config=log_config(log_level),

@@ -38,11 +38,16 @@ log = logging.getLogger(__name__)
 class StarletteTransport:
     """Frames go straight to the server's ``send`` (see ``NodeHeader`` in app.py)."""
 
-    __slots__ = ("_send", "ws")
+    __slots__ = ("_direct", "_send", "ws")
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         self._send = ws.scope.get("atelier.send") or ws.send
+        self._direct = ws.scope.get("atelier.direct")  # server/wsfast.py, when serving
+
+    def send_now(self, data: bytes) -> bool:
+        direct = self._direct
+        return direct is not None and direct.send_now(data)
 
     async def send(self, data: bytes) -> None:
         await self._send({"type": "websocket.send", "bytes": data})

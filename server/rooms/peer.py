@@ -5,9 +5,11 @@ States (illegal transitions raise, they never guess)::
     CONNECTING ──authorise──▶ AUTHORISED ──join──▶ JOINED ──close──▶ CLOSING ──▶ CLOSED
          └───────────────────────┴──────────────────────┴──close──▶ CLOSING
 
-Sending never awaits the socket. ``send`` puts the frame on a bounded queue that one
-writer task drains, so broadcasting to a room is a loop of list appends and a slow
-laptop on a weak link cannot slow its room: when its queue is full it is closed with
+Sending never awaits the socket. ``send`` writes the frame to the transport at once when
+it can (``Transport.send_now``: nothing queued before it, the socket not paused by
+back-pressure); otherwise it puts the frame on a bounded queue that a writer task drains,
+started only when needed. So broadcasting to a room is a loop of writes, and a slow
+laptop on a weak link cannot slow its room: once its queue is full it is closed with
 1013 and resyncs on reconnect (the client is a replica; nothing is lost).
 """
 
@@ -36,6 +38,9 @@ CLOSE_FORBIDDEN = 4403
 
 
 class Transport(Protocol):
+    def send_now(self, data: bytes) -> bool:
+        """Write at once if possible (no await); False: use ``send``."""
+
     async def send(self, data: bytes) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
@@ -113,19 +118,26 @@ class Peer:
         return self.state in (PeerState.AUTHORISED, PeerState.JOINED)
 
     def start(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._drain())
+        """Ready to send. (The writer task itself starts only when a frame must wait.)"""
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, frame: bytes) -> None:
-        """Queue a frame; never blocks. A peer too far behind is closed with 1013."""
+        """Send or queue a frame; never blocks. A peer too far behind is closed with 1013."""
         if not self._accepting:
             return
         queue = self._queue
+        if not queue and self.state is PeerState.JOINED and self.transport.send_now(frame):
+            return
         if len(queue) >= self.max_queue:
             self.close(CLOSE_TRY_LATER, "too slow: reconnect to resync")
             return
         queue.append(frame)
         if len(queue) == 1:
             self._wake.set()
+            self._ensure_writer()
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued; idempotent."""
@@ -142,6 +154,7 @@ class Peer:
             self._queue.clear()
         self._close = (code, reason)
         self._wake.set()
+        self._ensure_writer()
 
     def closed_by_client(self, code: int | None) -> None:
         """The socket is gone (the client closed it, or the network did)."""
@@ -167,6 +180,8 @@ class Peer:
                     await self.transport.send(frame)
                 if self.state is PeerState.CLOSED:
                     return
+                if self._close is None:
+                    return  # drained: the next frame that must wait starts a new writer
                 if self._close is not None:
                     code, reason = self._close
                     try:
