@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from server.api import health, rest
 from server.api.yjs import yjs_endpoint
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
     root = _client_root()
     if root.exists():
         routes.append(Mount("/", StaticFiles(directory=root, html=True), name="client"))
-    return NodeHeader(Starlette(routes=routes, lifespan=lifespan), settings.node_id)
+    sockets = {"yjs": yjs_endpoint, "live": live_endpoint}
+    return NodeHeader(Starlette(routes=routes, lifespan=lifespan), settings.node_id, sockets)
 
 
 class NodeHeader:
@@ -97,16 +99,37 @@ class NodeHeader:
     more than the frame itself on the broadcast path (measured with py-spy, bench/).
     """
 
-    def __init__(self, app: Starlette, node_id: str) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        node_id: str,
+        sockets: Mapping[str, Callable[[WebSocket], Awaitable[None]]] | None = None,
+    ) -> None:
         self.app = app
         self.state = app.state
         self.header = (b"x-atelier-node", node_id.encode("latin-1", "replace"))
+        self.sockets = dict(sockets or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             scope["atelier.send"] = send
             scope["atelier.node_header"] = self.header
-            return await self.app(scope, receive, send)
+            endpoint, params = self._socket_route(scope["path"])
+            if endpoint is None:
+                return await self.app(scope, receive, send)
+            # The two socket endpoints are called directly, not through the framework's
+            # middleware and router: a socket lives for hours, and each of those layers
+            # keeps a coroutine frame alive for all that time (~4 KiB per idle socket).
+            scope["app"] = self.app
+            scope["path_params"] = params
+            ws = WebSocket(scope, receive, send)
+            try:
+                await endpoint(ws)
+            except Exception:
+                log.exception("socket endpoint failed on %s", scope["path"].split("?")[0])
+                with contextlib.suppress(Exception):
+                    await ws.close(1011, "internal error")
+            return None
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
@@ -117,3 +140,15 @@ class NodeHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+    def _socket_route(
+        self, path: str
+    ) -> tuple[Callable[[WebSocket], Awaitable[None]] | None, dict[str, str]]:
+        parts = path.split("/")
+        # "/yjs/{room_id}/{doc_name}" and "/rooms/{room_id}/live"
+        if len(parts) == 4 and parts[0] == "":
+            if parts[1] == "yjs" and "yjs" in self.sockets:
+                return self.sockets["yjs"], {"room_id": parts[2], "doc_name": parts[3]}
+            if parts[1] == "rooms" and parts[3] == "live" and "live" in self.sockets:
+                return self.sockets["live"], {"room_id": parts[2]}
+        return None, {}

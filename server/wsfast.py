@@ -1,25 +1,115 @@
-"""uvicorn's websockets-sansio protocol, with a synchronous send for the broadcast path.
+"""uvicorn's websockets-sansio protocol, tuned for many long-lived, mostly idle sockets.
 
-Through ASGI, every frame to every socket is an awaited ``send`` — a task switch per
-socket per update, which py-spy showed to be most of the server's time in a classroom
-(bench/). This subclass puts itself in the scope (``atelier.direct``) so that a peer can
-write a frame at once: ``send_now`` frames it with the sans-I/O protocol and hands the
-bytes to the transport, no task, no await. It refuses (returns False) whenever the
-ordinary path must be used — before the handshake completes, once closing, and while the
-transport is paused for back-pressure — so ordering and flow control are uvicorn's own.
+Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
+
+- **A synchronous send for the broadcast path.** Through ASGI, every frame to every
+  socket is an awaited ``send`` — a task switch per socket per update, most of the
+  server's time in a classroom. The protocol puts itself in the scope
+  (``atelier.direct``) so that a peer can write a frame at once: ``send_now`` frames it
+  with the sans-I/O protocol and hands the bytes to the transport, no task, no await. It
+  refuses (returns False) whenever the ordinary path must be used — before the handshake
+  completes, once closing, and while the transport is paused for back-pressure — so
+  ordering and flow control stay uvicorn's own.
+- **Less memory per idle socket.** uvicorn keeps, for the life of each socket, an
+  ``asyncio.Queue`` (three deques of ~760 bytes each) with at most one item in it (reads
+  pause after each message), an ``asyncio.Event`` (another deque), and the handshake's
+  request and response with their headers. The receive queue and the event are replaced
+  by list-based equivalents with the same methods, and the handshake objects are dropped
+  once the socket is accepted.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 
+class _Queue:
+    """What uvicorn uses of asyncio.Queue: put_nowait, empty, and one awaiting getter."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+class _Event:
+    """What uvicorn uses of asyncio.Event, without a deque per socket."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(fut)
+        await fut
+
+
 class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Queue()  # type: ignore[assignment]
+        writable = _Event()
+        writable.set()
+        self.writable = writable  # type: ignore[assignment]
+
     def handle_connect(self, event):  # type: ignore[no-untyped-def]
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["atelier.direct"] = self
+
+    async def send(self, message):  # type: ignore[no-untyped-def]
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The handshake is done: its request and response (headers and all) are
+            # never read again.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
 
     def send_now(self, data: bytes) -> bool:
         """Write one binary frame now if nothing stands in the way; else return False."""

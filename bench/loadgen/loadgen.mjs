@@ -15,6 +15,11 @@
 //   processes     N generator worker processes (clients dealt round-robin); 1 is usually enough
 //   connectConcurrency  handshakes in flight (total, split across processes)
 //   pathPrefix    "/yjs" ; deflate: false (permessage-deflate offered or not)
+//   protocol      "y-websocket" (default) or "hocuspocus": Hocuspocus multiplexes documents on
+//                 one socket, so every frame starts with the document name (varString) and a
+//                 client must send an Auth/Token message before its sync step 1; the server's
+//                 replies to our step 1 come as SyncReply (4), acks as SyncStatus (8). The
+//                 document name is the room path; the payloads are the same bytes.
 //
 // What a client does: opens ws, sends sync step 1, answers the server's step 1 with step 2,
 // counts as synced when the server's step 2 arrives. It keeps a Y.Doc and applies every
@@ -56,6 +61,7 @@ const DEFAULTS = {
   pathPrefix: '/yjs',
   deflate: false,
   receiverMode: 'apply', // 'apply': every client keeps a Y.Doc; 'decode': readers only decode
+  protocol: 'y-websocket',
   label: ''
 }
 
@@ -143,18 +149,31 @@ class Client {
     this.next = 0
     this.interval = 0
     this.lite = w.cfg.receiverMode === 'decode' && !spec.wid
+    this.hocus = w.cfg.protocol === 'hocuspocus'
+    if (this.hocus) {
+      const enc = encoding.createEncoder()
+      encoding.writeVarString(enc, spec.room)
+      this.prefix = encoding.toUint8Array(enc)
+    }
     this.map.observe((ev) => this.onMapChange(ev))
     if (spec.wid) {
       this.doc.on('update', (update, origin) => {
         if (origin !== REMOTE && this.ws && this.ws.readyState === 1) {
-          const enc = encoding.createEncoder()
-          encoding.writeVarUint(enc, 0)
+          const enc = this.encoder(0)
           syncProtocol.writeUpdate(enc, update)
           this.ws.send(encoding.toUint8Array(enc))
           this.w.sent++
         }
       })
     }
+  }
+
+  /** an encoder holding the frame header: [document name (hocuspocus)] message type */
+  encoder (type) {
+    const enc = encoding.createEncoder()
+    if (this.hocus) encoding.writeUint8Array(enc, this.prefix)
+    encoding.writeVarUint(enc, type)
+    return enc
   }
 
   connect () {
@@ -165,12 +184,17 @@ class Client {
       let done = false
       const finish = (ok) => { if (!done) { done = true; clearTimeout(timer); resolve(ok) } }
       const timer = setTimeout(() => { bump(w.errors, 'handshake timeout'); finish(false) }, w.cfg.connectTimeoutMs)
-      const q = token ? `?token=${encodeURIComponent(token)}` : ''
+      const q = token && !this.hocus ? `?token=${encodeURIComponent(token)}` : ''
       const ws = new WebSocket(`${url}${w.cfg.pathPrefix}/${room}${q}`, { perMessageDeflate: !!w.cfg.deflate, maxPayload: 64 * 1024 * 1024 })
       this.ws = ws
       ws.on('open', () => {
-        const enc = encoding.createEncoder()
-        encoding.writeVarUint(enc, 0)
+        if (this.hocus) {
+          const auth = this.encoder(2) // Auth
+          encoding.writeVarUint(auth, 0) // Token
+          encoding.writeVarString(auth, token || '')
+          ws.send(encoding.toUint8Array(auth))
+        }
+        const enc = this.encoder(0)
         syncProtocol.writeSyncStep1(enc, this.doc)
         ws.send(encoding.toUint8Array(enc))
       })
@@ -181,13 +205,22 @@ class Client {
         if (inWindow) { w.framesIn++; w.bytesIn += data.length }
         w.framesTotal++
         const dec = decoding.createDecoder(data)
-        const type = decoding.readVarUint(dec)
+        if (this.hocus) decoding.readVarString(dec)
+        let type = decoding.readVarUint(dec)
+        if (this.hocus) {
+          if (type === 4) type = 0 // SyncReply: a sync message
+          else if (type === 8) return // SyncStatus: ack of our update
+          else if (type === 2) {
+            if (decoding.readVarUint(dec) === 1) bump(w.errors, 'auth: permission denied') // 2 = Authenticated
+            return
+          }
+        }
         if (type === 0 && this.lite) {
           // decode-only receiver: no Y.Doc, reads the [seq, t] values straight off the update
           let st
           try {
             st = decoding.readVarUint(dec)
-            if (st === 0) ws.send(STEP2_EMPTY)
+            if (st === 0) ws.send(this.hocus ? this.emptyStep2() : STEP2_EMPTY)
             else this.decodeUpdate(decoding.readVarUint8Array(dec))
           } catch (e) {
             bump(w.errors, `decode: ${String(e.message).slice(0, 80)}`); return
@@ -199,15 +232,15 @@ class Client {
             finish(true)
           }
         } else if (type === 0) {
-          const enc = encoding.createEncoder()
-          encoding.writeVarUint(enc, 0)
+          const enc = this.encoder(this.hocus ? 4 : 0)
+          const headerLen = encoding.length(enc)
           let st
           try {
             st = syncProtocol.readSyncMessage(dec, enc, this.doc, REMOTE)
           } catch (e) {
             bump(w.errors, `apply: ${String(e.message).slice(0, 80)}`); return
           }
-          if (encoding.length(enc) > 1) ws.send(encoding.toUint8Array(enc))
+          if (encoding.length(enc) > headerLen) ws.send(encoding.toUint8Array(enc))
           if (st === 2 && inWindow) w.updateFramesIn++
           if (st === 1 && !this.synced) {
             this.synced = true
@@ -234,6 +267,13 @@ class Client {
         finish(false)
       })
     })
+  }
+
+  emptyStep2 () {
+    const enc = this.encoder(4)
+    encoding.writeVarUint(enc, 1)
+    encoding.writeVarUint8Array(enc, Uint8Array.of(0, 0))
+    return encoding.toUint8Array(enc)
   }
 
   onMapChange (ev) {
@@ -322,12 +362,24 @@ async function runWorker () {
   let synced = 0
   let lastSynced = connectStart
   const cpu0 = process.cpuUsage()
-  await Promise.all(Array.from({ length: Math.min(conc, clients.length) }, async () => {
-    while (nextIdx < clients.length) {
-      const c = clients[nextIdx++]
-      if (await c.connect()) { synced++; lastSynced = now() }
-    }
-  }))
+  // two phases: the first client of every room, then (once every worker is done with
+  // theirs) all the others. A room is created by one handshake, not by 30 racing ones:
+  // pycrdt-websocket loses clients when many open a new room at once.
+  const leaders = clients.filter((c) => c.spec.idx === 0)
+  const rest = clients.filter((c) => c.spec.idx !== 0)
+  const connectAll = async (list) => {
+    nextIdx = 0
+    await Promise.all(Array.from({ length: Math.min(conc, list.length) }, async () => {
+      while (nextIdx < list.length) {
+        const c = list[nextIdx++]
+        if (await c.connect()) { synced++; lastSynced = now() }
+      }
+    }))
+  }
+  await connectAll(leaders)
+  process.send({ type: 'leaders' })
+  await new Promise((resolve) => process.once('message', resolve))
+  await connectAll(rest)
   const cpuConnect = process.cpuUsage(cpu0)
   process.send({ type: 'ready', synced, connectStart, lastSynced })
 
@@ -487,6 +539,8 @@ async function runParent () {
   })
 
   log(`${total} clients in ${cfg.rooms.length} rooms over ${cfg.urls.length} url(s), ${P} process(es)`)
+  await Promise.all(workers.map((c) => nextMsg(c, 'leaders')))
+  for (const c of workers) c.send({ type: 'connect-rest' })
   const ready = await Promise.all(workers.map((c) => nextMsg(c, 'ready')))
   const synced = ready.reduce((a, r) => a + r.synced, 0)
   const connectStart = Math.min(...ready.map((r) => r.connectStart))
@@ -604,6 +658,7 @@ function summaryConfig (cfg, total) {
     drainMs: cfg.drainMs,
     processes: cfg.processes,
     receiverMode: cfg.receiverMode,
+    protocol: cfg.protocol,
     deflate: !!cfg.deflate
   }
 }

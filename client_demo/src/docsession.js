@@ -206,6 +206,8 @@ export class DocSession extends EventTarget {
       ? jitteredDelay(0, { baseMs: 1000 }) // back online: everyone at once would stampede
       : jitteredDelay(this.attempt, { baseMs: 500, capMs: 30000 })
     this.attempt++
+    this.retries = (this.retries ?? 0) + 1 // never reset: diagnostics and tests
+    this.lastDelay = delay
     this.retryAt = Date.now() + delay
     this.retryTimer = setTimeout(async () => {
       if (this.beforeReconnect) {

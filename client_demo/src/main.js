@@ -45,7 +45,7 @@ function shell (route) {
       h('button', {
         type: 'button', class: 'btn btn-ghost', lang: getLang() === 'fr' ? 'en' : 'fr',
         'aria-label': t('lang.switchLabel'),
-        onclick: () => { setLang(getLang() === 'fr' ? 'en' : 'fr'); render() }
+        onclick: () => { setLang(getLang() === 'fr' ? 'en' : 'fr'); render(true) }
       }, t('lang.switch')),
       me && h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => signOut() }, t('nav.signout'))))
   const main = h('main', { id: 'main', tabindex: '-1' })
@@ -58,11 +58,11 @@ function shell (route) {
 
 let currentRoute = null
 
-async function render () {
+async function render (force = false) {
   const seq = ++renderSeq
   const next = parseRoute()
   // Another doc of the same room: the room screen switches docs, keeping chat and presence.
-  if (next.name === 'room' && currentRoute?.name === 'room' && currentRoute.room === next.room &&
+  if (!force && next.name === 'room' && currentRoute?.name === 'room' && currentRoute.room === next.room &&
       current?.openDoc && session.token()) {
     currentRoute = next
     current.openDoc(next.doc)
@@ -107,7 +107,7 @@ async function render () {
   else if (heading && !main.contains(document.activeElement)) heading.focus({ preventScroll: true })
 }
 
-window.addEventListener('hashchange', render)
+window.addEventListener('hashchange', () => render())
 render()
 
 // Re-check the session at each render is cheap; keep a hook for tests and debugging.

@@ -1,0 +1,507 @@
+// A room: its docs, the rich-text editor (Yjs + Tiptap, named carets), the chat, who is
+// here, the connection and "Enregistré" indicators, and the read-only / locked banners.
+
+import { RoomChannel, renderMessage } from '../live.js'
+import { api, enc, session, wsBase } from '../api.js'
+import { colorOf, fill, h, jitteredDelay } from '../dom.js'
+import { clock, t } from '../i18n.js'
+import { DocSession } from '../docsession.js'
+
+const DOC_NAME = /^[a-z0-9_-]{1,64}$/
+const TYPING_IDLE_MS = 2500
+
+export async function renderRoom (main, { go, signOut, room: roomId, doc: firstDoc }) {
+  const me = session.get()?.me ?? await api('/api/me')
+  const [room, docsInfo] = await Promise.all([
+    api(`/api/rooms/${enc(roomId)}`),
+    api(`/api/rooms/${enc(roomId)}/docs`)
+  ])
+  const access = room.access
+  const teacherOfRoom = access.moderate
+  let docs = docsInfo.docs
+  let currentDoc = DOC_NAME.test(firstDoc) ? firstDoc : 'rapport'
+  let session_ = null // the open DocSession
+  let locked = false
+  let deniedReason = null
+  let typingTimer = null
+  const mutedUsers = new Set()
+  let destroyed = false
+
+  // ---------------------------------------------------------------- the room channel
+  const channel = new RoomChannel({ url: wsBase(), room: roomId, token: () => session.token() })
+  let channelReady = null
+  const whenChannelOpen = () => channel.state === 'open'
+    ? Promise.resolve()
+    : (channelReady ??= new Promise((resolve) => {
+        const on = (e) => {
+          if (e.detail.state === 'open' || e.detail.state === 'closed') {
+            channel.removeEventListener('state', on); channelReady = null; resolve()
+          }
+        }
+        channel.addEventListener('state', on)
+      }))
+
+  // ---------------------------------------------------------------- layout
+  const connStatus = h('span', { class: 'pill', id: 'conn-state' })
+  const saveStatus = h('span', { class: 'pill', id: 'save-state' })
+  const statusBar = h('div', { class: 'statusbar', role: 'status', 'aria-live': 'polite', 'aria-label': t('conn.label') },
+    connStatus, saveStatus)
+
+  const docList = h('ul', { class: 'doc-list' })
+  const docInput = h('input', {
+    id: 'doc-name', name: 'doc', type: 'text', required: true, maxlength: '64', autocomplete: 'off',
+    pattern: '[a-z0-9_\\-]{1,64}', 'aria-describedby': 'doc-name-help doc-name-error', spellcheck: 'false'
+  })
+  const docError = h('p', { id: 'doc-name-error', class: 'form-error', 'aria-live': 'polite' })
+  const docForm = h('form', {
+    class: 'doc-form',
+    onsubmit: (e) => {
+      e.preventDefault()
+      const name = docInput.value.trim().toLowerCase()
+      if (!DOC_NAME.test(name)) {
+        docError.textContent = t('room.docBad')
+        docInput.setAttribute('aria-invalid', 'true')
+        docInput.focus()
+        return
+      }
+      docInput.removeAttribute('aria-invalid')
+      docError.textContent = ''
+      docInput.value = ''
+      go(`#/room/${enc(roomId)}/${enc(name)}`)
+    }
+  }, h('label', { for: 'doc-name' }, t('room.openDoc')),
+  h('div', { class: 'inline' }, docInput, h('button', { type: 'submit', class: 'btn' }, t('room.docOpen'))),
+  h('p', { id: 'doc-name-help', class: 'help' }, t('room.docNameHelp')), docError)
+
+  const hereList = h('ul', { class: 'here-list', id: 'here-list' })
+  const hereCount = h('span', { class: 'count' })
+
+  const docTitle = h('h2', { id: 'doc-title' })
+  const lockButton = access.lock
+    ? h('button', { type: 'button', class: 'btn', id: 'lock-toggle', 'aria-pressed': 'false', onclick: toggleLock })
+    : null
+  const banner = h('div', { class: 'banner-slot', id: 'doc-banner' })
+  const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('room.toolbar'), 'aria-controls': 'editor' })
+  const editorHost = h('div', { class: 'editor', id: 'editor' })
+
+  const chatLog = h('div', { class: 'chat-log', id: 'chat-log', role: 'log', 'aria-label': t('chat.log'), tabindex: '0' })
+  const chatOlder = h('button', { type: 'button', class: 'btn btn-small', hidden: true, onclick: loadOlder }, t('chat.older'))
+  const chatNote = h('p', { class: 'chat-note', id: 'chat-note', 'aria-live': 'polite' })
+  const chatError = h('p', { class: 'form-error', id: 'chat-error', role: 'alert' })
+  const chatInput = h('textarea', {
+    id: 'chat-input', name: 'message', rows: '2', maxlength: '2000', 'aria-describedby': 'chat-help chat-note',
+    onkeydown: (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); chatForm.requestSubmit() }
+    },
+    oninput: () => typing()
+  })
+  const chatSend = h('button', { type: 'submit', class: 'btn btn-primary' }, t('chat.send'))
+  const chatForm = h('form', { class: 'chat-form', onsubmit: (e) => { e.preventDefault(); post() } },
+    h('label', { for: 'chat-input', class: 'sr-only' }, t('chat.input')),
+    chatInput, chatSend,
+    h('p', { id: 'chat-help', class: 'help' }, t('chat.help')))
+
+  const chatPanel = h('section', { class: 'panel chat', 'aria-labelledby': 'chat-title' },
+    h('h2', { id: 'chat-title' }, t('chat.title')),
+    access.chat
+      ? [chatOlder, chatLog, chatError, chatNote, chatForm]
+      : h('p', { class: 'muted-text' }, t('chat.noChat')))
+
+  main.replaceChildren(h('div', { class: 'room' },
+    h('div', { class: 'room-head' },
+      h('div', {},
+        h('nav', { 'aria-label': t('nav.breadcrumb'), class: 'crumbs' },
+          h('ol', {}, h('li', {}, h('a', { href: '#/' }, t('nav.spaces'))),
+            room.kind === 'group' && room.class_id && me.role === 'teacher' &&
+              h('li', {}, h('a', { href: `#/class/${enc(room.class_id)}` }, t('spaces.classPage'))),
+            h('li', { 'aria-current': 'page' }, room.name))),
+        h('h1', { tabindex: '-1' }, room.name, ' ', h('span', { class: `kind kind-${room.kind}` }, t('spaces.kind.' + room.kind)))),
+      statusBar),
+    h('div', { class: 'room-grid' },
+      h('aside', { class: 'room-side', 'aria-label': t('room.docs') + ' / ' + t('room.here') },
+        h('section', { class: 'panel', 'aria-labelledby': 'docs-title' },
+          h('h2', { id: 'docs-title' }, t('room.docs')), docList, docForm),
+        h('section', { class: 'panel', 'aria-labelledby': 'here-title' },
+          h('h2', { id: 'here-title' }, t('room.here'), ' ', hereCount), hereList)),
+      h('section', { class: 'panel doc', 'aria-labelledby': 'doc-title' },
+        h('div', { class: 'doc-head' }, docTitle, lockButton), banner, toolbar, editorHost),
+      chatPanel)))
+
+  // ---------------------------------------------------------------- docs
+  function renderDocs () {
+    const names = new Map(docs.map((d) => [d.name, d]))
+    if (!names.has('rapport')) names.set('rapport', { name: 'rapport', locked: false })
+    if (!names.has(currentDoc)) names.set(currentDoc, { name: currentDoc, locked })
+    const sorted = [...names.values()].sort((a, b) => (a.name === 'rapport' ? -1 : b.name === 'rapport' ? 1 : a.name.localeCompare(b.name)))
+    fill(docList, sorted.map((d) => h('li', {},
+      h('a', {
+        href: `#/room/${enc(roomId)}/${enc(d.name)}`, 'aria-current': d.name === currentDoc ? 'page' : undefined
+      }, h('span', { class: 'doc-icon', 'aria-hidden': 'true' }, '¶'), d.name),
+      d.locked && h('span', { class: 'tag' }, t('room.docLocked')))))
+  }
+
+  function writable () {
+    if (access.docs !== 'write') return false
+    if (deniedReason) return false
+    if (locked && !access.lock) return false
+    return true
+  }
+
+  function renderBanner () {
+    let text = null
+    let kind = 'info'
+    if (access.docs !== 'write') text = t('banner.readonly')
+    else if (locked && !access.lock) { text = t('banner.locked'); kind = 'warn' }
+    else if (locked) text = t('banner.lockedTeacher')
+    else if (deniedReason) { text = t('banner.denied', { reason: deniedReason }); kind = 'warn' }
+    fill(banner, text && h('p', { class: `banner banner-${kind}`, id: 'readonly-banner' },
+      h('span', { class: 'banner-icon', 'aria-hidden': 'true' }, kind === 'warn' ? '!' : 'i'), text))
+    if (lockButton) {
+      lockButton.setAttribute('aria-pressed', String(locked))
+      lockButton.textContent = locked ? t('lock.unlock') : t('lock.lock')
+    }
+    session_?.setEditable(writable())
+    renderToolbar()
+  }
+
+  function renderToolbar () {
+    const editor = session_?.editor
+    const can = writable()
+    const tool = (label, key, run, active) => h('button', {
+      type: 'button', class: 'tool', 'aria-pressed': String(Boolean(active)), disabled: !can, title: label,
+      onclick: () => { run(); editor?.commands.focus() }
+    }, h('span', { 'aria-hidden': 'true' }, key), h('span', { class: 'sr-only' }, label))
+    const a = (name, attrs) => Boolean(editor?.isActive(name, attrs))
+    fill(toolbar,
+      tool(t('fmt.bold'), 'G', () => editor.chain().focus().toggleBold().run(), a('bold')),
+      tool(t('fmt.italic'), 'I', () => editor.chain().focus().toggleItalic().run(), a('italic')),
+      tool(t('fmt.h2'), 'T', () => editor.chain().focus().toggleHeading({ level: 2 }).run(), a('heading', { level: 2 })),
+      tool(t('fmt.list'), '•', () => editor.chain().focus().toggleBulletList().run(), a('bulletList')),
+      tool(t('fmt.olist'), '1.', () => editor.chain().focus().toggleOrderedList().run(), a('orderedList')))
+    toolbar.hidden = !can
+  }
+
+  function renderStatus () {
+    const c = session_?.connection ?? 'connecting'
+    const channelState = channel.state
+    let conn = c
+    if (c === 'online' && access.chat && channelState !== 'open') conn = 'connecting'
+    let text
+    if (conn === 'reconnecting' && session_) text = t('conn.reconnecting', { s: Math.max(1, Math.ceil((session_.retryAt - Date.now()) / 1000)) })
+    else text = t({ online: 'conn.online', offline: 'conn.offline', closed: 'conn.closed', connecting: 'conn.connecting', reconnecting: 'conn.connecting' }[conn])
+    connStatus.className = `pill pill-${conn === 'online' ? 'ok' : conn === 'closed' || conn === 'offline' ? 'bad' : 'wait'}`
+    connStatus.dataset.state = conn
+    connStatus.replaceChildren(h('span', { class: 'dot', 'aria-hidden': 'true' }), text)
+    const s = session_?.saveState ?? 'saved'
+    const saveKey = { saved: 'save.saved', saving: 'save.saving', offline: 'save.offline', 'offline-clean': 'save.offlineClean' }[s]
+    saveStatus.className = `pill pill-${s === 'saved' ? 'ok' : s === 'saving' ? 'wait' : 'bad'}`
+    saveStatus.dataset.state = s
+    saveStatus.replaceChildren(h('span', { class: 'dot', 'aria-hidden': 'true' }), t(saveKey))
+  }
+
+  async function openDoc (name) {
+    if (destroyed) return
+    currentDoc = DOC_NAME.test(name) ? name : 'rapport'
+    session_?.destroy()
+    session_ = null
+    deniedReason = null
+    locked = docs.find((d) => d.name === currentDoc)?.locked ?? false
+    docTitle.textContent = t('room.editor', { doc: currentDoc })
+    renderDocs()
+    editorHost.replaceChildren()
+    const user = { id: me.id, name: me.display_name, color: colorOf(me.id) }
+    session_ = new DocSession({
+      wsBase: wsBase(), room: roomId, doc: currentDoc, token: () => session.token(), user,
+      element: editorHost, editable: false, label: t('room.editorLabel', { doc: currentDoc }),
+      beforeReconnect: () => access.chat ? whenChannelOpen() : Promise.resolve()
+    })
+    const mine = session_
+    mine.addEventListener('change', () => { if (mine === session_) renderStatus() })
+    mine.addEventListener('local-edit', () => typing())
+    mine.addEventListener('denied', (e) => {
+      if (mine !== session_) return
+      deniedReason = e.detail.reason.replace(/^permission denied:?\s*/i, '') || e.detail.reason
+      if (/read-only|locked/i.test(deniedReason) && access.docs === 'write') locked = true
+      renderBanner()
+    })
+    mine.addEventListener('closed', (e) => {
+      if (mine !== session_) return
+      if (e.detail.code === 4401) signOut(t('error.session'))
+      renderStatus()
+    })
+    mine.editor.on('selectionUpdate', () => renderToolbar())
+    mine.editor.on('transaction', () => renderToolbar())
+    renderBanner()
+    renderStatus()
+    channel.setPresence({ doc: currentDoc, typing: false })
+    try {
+      const { locked: isLocked } = await api(`/api/rooms/${enc(roomId)}/docs/${enc(currentDoc)}/lock`)
+      if (mine === session_) { locked = isLocked; renderBanner(); renderDocs() }
+    } catch {}
+    screen.title = `${currentDoc} · ${room.name}`
+  }
+
+  async function toggleLock () {
+    lockButton.disabled = true
+    try {
+      const res = await api(`/api/rooms/${enc(roomId)}/docs/${enc(currentDoc)}/lock`, { method: 'PUT', body: { locked: !locked } })
+      locked = res.locked
+      setDocLocked(currentDoc, locked)
+      renderBanner()
+    } catch (error) {
+      chatError.textContent = t('chat.error', { message: error.message })
+    } finally {
+      lockButton.disabled = false
+      lockButton.focus()
+    }
+  }
+
+  function setDocLocked (name, value) {
+    const d = docs.find((x) => x.name === name)
+    if (d) d.locked = value
+    else docs = [...docs, { name, locked: value, updated_at: null }]
+    renderDocs()
+  }
+
+  function typing () {
+    channel.setPresence({ typing: true })
+    clearTimeout(typingTimer)
+    typingTimer = setTimeout(() => channel.setPresence({ typing: false }), TYPING_IDLE_MS)
+  }
+
+  // ---------------------------------------------------------------- presence
+  function renderPresence () {
+    if (!channel.hello) return
+    if (channel.hello.presence === undefined) {
+      hereCount.textContent = ''
+      fill(hereList, h('li', { class: 'muted-text' }, t('room.hereHidden')))
+      return
+    }
+    const users = [...channel.presence.entries()].filter(([, e]) => e.metas.length)
+    users.sort(([a, ea], [b, eb]) => (a === me.id ? -1 : b === me.id ? 1 : ea.name.localeCompare(eb.name)))
+    const stale = channel.state !== 'open'
+    hereList.classList.toggle('stale', stale)
+    hereCount.textContent = stale ? `— ${t('conn.offline').toLowerCase()}` : `(${users.length})`
+    if (!users.length) { fill(hereList, h('li', { class: 'muted-text' }, t('room.hereNone'))); return }
+    fill(hereList, users.map(([id, entry]) => {
+      const docsOpen = [...new Set(entry.metas.map((m) => m.doc).filter(Boolean))]
+      const isTyping = entry.metas.some((m) => m.typing)
+      return h('li', { class: 'person', 'data-user': id },
+        h('span', { class: 'avatar', style: `background:${colorOf(id)}`, 'aria-hidden': 'true' }, entry.name.slice(0, 1)),
+        h('span', { class: 'person-text' },
+          h('span', { class: 'person-name' }, entry.name, ' ', id === me.id && h('span', { class: 'muted-text' }, t('room.me'))),
+          h('span', { class: 'person-meta' },
+            t('role.' + entry.role),
+            docsOpen.length > 0 && [' · ', docsOpen.map((d) => t('room.onDoc', { doc: d })).join(', ')],
+            entry.metas.length > 1 && [' · ', t('room.tabs', { n: entry.metas.length })],
+            isTyping && h('span', { class: 'typing' }, ' · ', t('room.typing')))))
+    }))
+  }
+
+  // ---------------------------------------------------------------- chat
+  const items = new Map() // message id → element
+  const editing = new Set() // ids of my messages being edited (their updates wait)
+
+  function messageItem (m) {
+    const mine = m.author.id === me.id
+    const li = h('div', { class: `msg${mine ? ' msg-mine' : ''}${m.deleted ? ' msg-deleted' : ''}`, 'data-id': String(m.id), 'data-seq': String(m.seq) })
+    const head = h('p', { class: 'msg-head' },
+      h('span', { class: 'msg-author', style: `color:${colorOf(m.author.id)}` }, m.author.name),
+      m.author.role === 'teacher' && h('span', { class: 'tag' }, t('role.teacher')),
+      h('time', { datetime: new Date(m.at * 1000).toISOString(), class: 'muted-text' }, clock(m.at)),
+      m.edited_at && !m.deleted && h('span', { class: 'muted-text' }, t('chat.edited')))
+    const body = h('div', { class: 'msg-body' })
+    if (m.deleted) body.append(h('em', {}, m.deleted_by && m.deleted_by !== m.author.id ? t('chat.deletedBy') : t('chat.deleted')))
+    else body.append(renderMessage(m.text))
+    li.append(head, body)
+    if (!m.deleted) {
+      const actions = []
+      if (mine && !channel.muted) {
+        actions.push(h('button', {
+          type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': t('chat.editLabel', { name: m.author.name }),
+          onclick: () => startEdit(m, li, body)
+        }, t('chat.edit')))
+      }
+      if (mine || teacherOfRoom) {
+        actions.push(h('button', {
+          type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': t('chat.deleteLabel', { name: m.author.name }),
+          onclick: () => request(channel.remove(m.id))
+        }, t('chat.delete')))
+      }
+      if (teacherOfRoom && m.author.role === 'student') {
+        const isMuted = mutedUsers.has(m.author.id)
+        actions.push(h('button', {
+          type: 'button', class: 'btn btn-small btn-ghost',
+          'aria-label': t(isMuted ? 'chat.unmuteLabel' : 'chat.muteLabel', { name: m.author.name }),
+          onclick: () => request(isMuted ? channel.unmute(m.author.id) : channel.mute(m.author.id))
+        }, t(isMuted ? 'chat.unmute' : 'chat.mute')))
+      }
+      if (actions.length) li.append(h('div', { class: 'msg-actions' }, actions))
+    }
+    return li
+  }
+
+  function startEdit (m, li, body) {
+    const area = h('textarea', { class: 'edit-input', rows: '2', 'aria-label': t('chat.editLabel', { name: m.author.name }), value: m.text })
+    const form = h('form', {
+      class: 'edit-form',
+      onsubmit: async (e) => {
+        e.preventDefault()
+        if (await request(channel.edit(m.id, area.value))) endEdit(m.id)
+      }
+    }, area, h('div', { class: 'inline' },
+      h('button', { type: 'submit', class: 'btn btn-small btn-primary' }, t('chat.save')),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: () => endEdit(m.id) }, t('chat.cancel'))))
+    area.addEventListener('keydown', (e) => { if (e.key === 'Escape') endEdit(m.id) })
+    editing.add(m.id)
+    body.replaceWith(form)
+    li.querySelector('.msg-actions')?.setAttribute('hidden', '')
+    area.focus()
+  }
+
+  function endEdit (id) {
+    editing.delete(id)
+    const latest = channel.messages.get(id) ?? older.get(id)
+    if (latest) placeMessage(latest)
+    items.get(id)?.querySelector('.msg-actions button')?.focus()
+  }
+
+  function placeMessage (m) {
+    const atBottom = chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 40
+    const li = messageItem(m)
+    const old = items.get(m.id)
+    if (old) {
+      if (editing.has(m.id)) return // being edited here: shown once the edit ends
+      old.replaceWith(li)
+    } else {
+      let before = null
+      for (const other of chatLog.children) {
+        if (Number(other.dataset.seq) > m.seq) { before = other; break }
+      }
+      chatLog.querySelector('.chat-empty')?.remove()
+      chatLog.insertBefore(li, before)
+    }
+    items.set(m.id, li)
+    if (atBottom || m.author.id === me.id) chatLog.scrollTop = chatLog.scrollHeight
+  }
+
+  function renderAllMessages () {
+    items.clear()
+    chatLog.replaceChildren()
+    for (const m of older.values()) if (!channel.messages.has(m.id)) placeMessage(m)
+    for (const m of channel.ordered) placeMessage(m)
+    if (!channel.ordered.length && !older.size) chatLog.append(h('p', { class: 'chat-empty muted-text' }, t('chat.empty')))
+    chatOlder.hidden = !(channel.ordered.length && channel.ordered[0].seq > 1)
+    chatLog.scrollTop = chatLog.scrollHeight
+  }
+
+  const older = new Map() // messages paged in over REST, older than the channel's history
+
+  async function loadOlder () {
+    const seqs = [...channel.ordered, ...older.values()].map((m) => m.seq)
+    const first = seqs.length ? Math.min(...seqs) : 0
+    if (first <= 1) { chatOlder.hidden = true; return }
+    try {
+      const page = await api(`/api/rooms/${enc(roomId)}/messages?before=${first}&limit=50`)
+      for (const m of page.messages) {
+        if (channel.messages.has(m.id)) continue
+        older.set(m.id, m)
+        placeMessage(m)
+      }
+      chatOlder.hidden = page.next_before === null
+      chatLog.scrollTop = 0
+    } catch (error) {
+      chatError.textContent = t('chat.error', { message: error.message })
+    }
+  }
+
+  function errorText (error) {
+    if (error?.code === 'not_connected' || error?.code === 'disconnected') return t('chat.notConnected')
+    if (error?.code === 'rate_limited') return t('error.rate_limited', { s: Math.ceil(error.retryAfter ?? 1) })
+    const lang = document.documentElement.lang
+    return error?.messages?.[lang] ?? error?.messages?.fr ?? error?.message ?? String(error)
+  }
+
+  async function request (promise) {
+    chatError.textContent = ''
+    try { await promise; return true } catch (error) { chatError.textContent = errorText(error); return false }
+  }
+
+  async function post () {
+    const text = chatInput.value.trim()
+    if (!text) return
+    chatSend.disabled = true
+    const ok = await request(channel.post(text))
+    chatSend.disabled = false
+    if (ok) { chatInput.value = ''; channel.setPresence({ typing: false }) }
+    chatInput.focus()
+  }
+
+  function renderMuted () {
+    const muted = channel.muted
+    chatInput.disabled = muted
+    chatSend.disabled = muted
+    chatNote.textContent = muted ? t('chat.muted') : ''
+  }
+
+  // ---------------------------------------------------------------- channel events
+  channel.addEventListener('hello', (e) => {
+    renderMuted()
+    if (access.chat) renderAllMessages()
+    renderPresence()
+    if (e.detail.gap) chatOlder.hidden = false
+  })
+  channel.addEventListener('message', (e) => { older.delete(e.detail.message.id); placeMessage(e.detail.message) })
+  channel.addEventListener('presence', () => renderPresence())
+  channel.addEventListener('muted', (e) => {
+    if (e.detail.muted) mutedUsers.add(e.detail.user)
+    else mutedUsers.delete(e.detail.user)
+    renderMuted()
+    for (const m of channel.ordered) if (m.author.id === e.detail.user || e.detail.me) placeMessage(m)
+  })
+  channel.addEventListener('event', (e) => {
+    const ev = e.detail
+    if (ev.kind === 'doc_locked') {
+      setDocLocked(ev.doc, Boolean(ev.locked))
+      if (ev.doc === currentDoc) { locked = Boolean(ev.locked); if (!locked) deniedReason = null; renderBanner() }
+    } else if (ev.kind === 'doc_saved' && ev.doc === currentDoc && session_) {
+      session_.onSaved(ev.sv)
+    }
+  })
+  channel.addEventListener('state', () => { renderStatus(); renderPresence() })
+  channel.addEventListener('closed', (e) => { if (e.detail.code === 4401) signOut(t('error.session')) })
+
+  // The browser knows when the network is gone: close the channel at once (a dead network
+  // does not always close sockets), reconnect with a jittered delay when it is back.
+  let onlineTimer = null
+  const onOffline = () => { clearTimeout(onlineTimer); channel.close(1000, 'offline'); renderStatus() }
+  const onOnline = () => {
+    clearTimeout(onlineTimer)
+    onlineTimer = setTimeout(() => { if (!destroyed) channel.connect() }, jitteredDelay(0, { baseMs: 500 }))
+  }
+  window.addEventListener('offline', onOffline)
+  window.addEventListener('online', onOnline)
+  const ticker = setInterval(() => { if (session_?.connection === 'reconnecting') renderStatus() }, 1000)
+
+  if (navigator.onLine) channel.connect()
+  const screen = {
+    title: `${currentDoc} · ${room.name}`,
+    openDoc,
+    /** Diagnostics and tests: the open DocSession and the room channel. */
+    docSession: () => session_,
+    channel,
+    destroy () {
+      destroyed = true
+      clearTimeout(typingTimer)
+      clearTimeout(onlineTimer)
+      clearInterval(ticker)
+      window.removeEventListener('offline', onOffline)
+      window.removeEventListener('online', onOnline)
+      channel.close()
+      session_?.destroy()
+    }
+  }
+  renderMuted()
+  await openDoc(currentDoc)
+  return screen
+}

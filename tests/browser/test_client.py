@@ -1,0 +1,199 @@
+"""The web client (client_demo/) in a real browser: Debian's Chromium driven by Playwright.
+
+One real Atelier server (demo mode, its own data folder, a free port) serves the built
+client; tests/browser/suite.mjs runs the scenarios in order in one browser (several
+contexts = several people) and records each one; every scenario is one test here:
+
+- two students co-edit the group doc and see each other's text and named caret;
+- they chat both ways (markdown rendered, HTML kept as text, edit and delete their own);
+- presence shows both, with the doc open, typing, and two tabs as one person;
+- the teacher sees the group online on the class page, locks a doc and moderates;
+- a parent sees the class doc read-only (banner, editor not editable, no chat);
+- an edit made offline stays on screen as "not saved", merges after reconnecting, and
+  the indicator comes back to "Enregistré";
+- a dropped doc socket comes back through our own jittered retry (not y-websocket's);
+- axe-core reports no serious or critical violation on any screen; no token is ever
+  written to the console.
+
+Chromium is a service: without /usr/bin/chromium (``apt-get install chromium``) these
+tests skip on a developer's machine and fail in CI (ATELIER_REQUIRE_SERVICES=1). Node and
+client_demo/node_modules are the project's own: without them the tests fail.
+
+Screenshots go to a temporary folder; set ATELIER_SCREENSHOTS=docs/screenshots (as
+``make screenshots`` does) to refresh the README's pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import make_server
+from tests.support.services import service_missing
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "client_demo"
+SUITE = Path(__file__).resolve().parent / "suite.mjs"
+
+SCENARIOS = [
+    "signin",
+    "spaces",
+    "coedit",
+    "saved_indicator",
+    "chat",
+    "presence",
+    "teacher_class_page",
+    "teacher_lock",
+    "parent_readonly",
+    "offline_merge",
+    "doc_reconnect_jitter",
+    "english_switch",
+    "no_token_in_console",
+]
+
+SUITE_TIMEOUT_S = 240
+
+
+def _chromium() -> str:
+    for candidate in (
+        os.environ.get("ATELIER_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+    ):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    service_missing("chromium is not installed (apt-get install chromium)")
+
+
+def _require_node_modules() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("the browser tests need Node >= 20 on PATH")
+    for package in ("playwright-core", "axe-core", "vite", "yjs", "@tiptap/core"):
+        if not (CLIENT / "node_modules" / package / "package.json").is_file():
+            pytest.fail(
+                f"client_demo/node_modules/{package} is missing: run "
+                "`npm ci --prefix client_demo` (`make test` does it)"
+            )
+    return node
+
+
+def _newest(paths: list[Path]) -> float:
+    newest = 0.0
+    for path in paths:
+        if path.is_dir():
+            newest = max([newest, *(p.stat().st_mtime for p in path.rglob("*") if p.is_file())])
+        elif path.exists():
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def _ensure_built(node: str) -> None:
+    """Build client_demo/dist when it is missing or older than its sources."""
+    built = CLIENT / "dist" / "index.html"
+    sources = [
+        CLIENT / "src",
+        CLIENT / "public",
+        CLIENT / "index.html",
+        CLIENT / "vite.config.js",
+        CLIENT / "package-lock.json",
+    ]
+    if built.exists() and built.stat().st_mtime >= _newest(sources):
+        return
+    vite = CLIENT / "node_modules" / "vite" / "bin" / "vite.js"
+    out = subprocess.run(
+        [node, str(vite), "build", "--logLevel", "warn"],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if out.returncode != 0:
+        pytest.fail(f"the client build failed:\n{out.stdout}\n{out.stderr}")
+
+
+@pytest.fixture(scope="module")
+def browser_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    chromium = _chromium()
+    node = _require_node_modules()
+    _ensure_built(node)
+    folder = tmp_path_factory.mktemp("browser")
+    shots = os.environ.get("ATELIER_SCREENSHOTS")
+    screenshots = (ROOT / shots) if shots else folder / "screenshots"
+    server = make_server(folder, ATELIER_DEMO="true")
+    server.start()
+    results_file = folder / "results.json"
+    config = {
+        "baseUrl": server.http_url,
+        "chromium": chromium,
+        "screenshots": str(screenshots),
+        "results": str(results_file),
+        "timeoutS": SUITE_TIMEOUT_S - 10,
+    }
+    try:
+        try:
+            run = subprocess.run(
+                [node, str(SUITE)],
+                cwd=ROOT,
+                env={**os.environ, "BROWSER_CONFIG": json.dumps(config)},
+                capture_output=True,
+                text=True,
+                timeout=SUITE_TIMEOUT_S,
+            )
+            output = f"{run.stdout}\n{run.stderr}"
+        except subprocess.TimeoutExpired as exc:
+            output = f"the browser suite did not finish within {SUITE_TIMEOUT_S} s\n{exc.stdout!r}"
+        data = json.loads(results_file.read_text()) if results_file.exists() else {"results": []}
+        yield {
+            "by_name": {r["name"]: r for r in data["results"]},
+            "axe": data.get("axe", []),
+            "output": output,
+            "server_log": server.log(),
+        }
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_browser_scenario(browser_results: dict[str, Any], scenario: str) -> None:
+    result = browser_results["by_name"].get(scenario)
+    others = [r for name, r in browser_results["by_name"].items() if name not in SCENARIOS]
+    if result is None:
+        pytest.fail(
+            f"scenario {scenario} did not run\n{browser_results['output'][-4000:]}\n"
+            f"{json.dumps(others, indent=1)[:4000]}\n"
+            f"server log (tail):\n{browser_results['server_log'][-3000:]}"
+        )
+    assert result["ok"], f"{scenario} failed:\n{result['error']}"
+
+
+def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
+    screens = {report["screen"] for report in browser_results["axe"]}
+    expected = {
+        "signin",
+        "spaces",
+        "room (student)",
+        "room (locked)",
+        "room (teacher)",
+        "room (parent, read-only)",
+        "room (offline)",
+        "class page",
+    }
+    assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
+    serious = [
+        (report["screen"], v["id"])
+        for report in browser_results["axe"]
+        for v in report["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
