@@ -49,47 +49,58 @@ async def settle(pid: int, seconds: float = 2.0) -> int:
     return rss_kib(pid)
 
 
-async def measure(connections: int, docs: int) -> dict[str, float]:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+async def _measure_on_fresh_server(body):  # type: ignore[no-untyped-def]
     folder = Path(tempfile.mkdtemp(prefix="atelier-mem-"))
     server = make_server(folder)
     server.start()
     assert server.proc is not None
-    pid = server.proc.pid
-    token = server.token("s-01", ttl=3600)
     try:
+        return await body(server, server.proc.pid, server.token("s-01", ttl=3600))
+    finally:
+        server.stop()
+
+
+async def measure(connections: int, docs: int) -> dict[str, float]:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    async def idle_sockets(server, pid, token):  # type: ignore[no-untyped-def]
         base = f"{server.ws_url}/yjs/2nde-a-g1"
-        warm = await open_idle(f"{base}/warm?token={token}", 50)
-        for ws in warm:
+        for ws in await open_idle(f"{base}/warm?token={token}", 50):
             await ws.close()
         before = await settle(pid)
         t0 = time.perf_counter()
         conns = await open_idle(f"{base}/idle?token={token}", connections)
         connect_s = time.perf_counter() - t0
         after = await settle(pid)
-        per_conn = (after - before) / connections
         for ws in conns:
             await ws.close()
-        await asyncio.sleep(2)
-        before_docs = await settle(pid)
-        doc_conns = []
-        for i in range(docs):
-            doc_conns += await open_idle(f"{base}/d{i}?token={token}", 1)
-        after_docs = await settle(pid)
-        per_doc = (after_docs - before_docs) / docs - per_conn
-        for ws in doc_conns:
+        return (after - before) / connections, connections / connect_s, before
+
+    async def idle_docs(server, pid, token):  # type: ignore[no-untyped-def]
+        # Each doc in its own room-doc pair, one socket on it: a room with one loaded doc.
+        base = f"{server.ws_url}/yjs/2nde-a-g1"
+        for ws in await open_idle(f"{base}/warm?token={token}", 50):
             await ws.close()
-        return {
-            "connections": connections,
-            "kib_per_connection": per_conn,
-            "connects_per_s": connections / connect_s,
-            "docs": docs,
-            "kib_per_idle_room_with_one_doc": per_doc,
-            "rss_base_mib": before / 1024,
-        }
-    finally:
-        server.stop()
+        before = await settle(pid)
+        held = []
+        for i in range(docs):
+            held += await open_idle(f"{base}/d{i}?token={token}", 1)
+        after = await settle(pid)
+        for ws in held:
+            await ws.close()
+        return (after - before) / docs
+
+    per_conn, rate, base_rss = await _measure_on_fresh_server(idle_sockets)
+    per_doc_and_conn = await _measure_on_fresh_server(idle_docs)
+    return {
+        "connections": connections,
+        "kib_per_connection": per_conn,
+        "connects_per_s": rate,
+        "docs": docs,
+        "kib_per_idle_room_with_one_doc": per_doc_and_conn - per_conn,
+        "rss_base_mib": base_rss / 1024,
+    }
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         port=port,
         ws=AtelierWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=settings.ws_deflate,
         log_config=log_config(log_level),
         proxy_headers=True,
         server_header=False,

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     )
 
     # --- limits: each one protects the node from one client ---
+    ws_deflate: bool = Field(
+        default=False,
+        description=(
+            "Offer permessage-deflate on WebSockets. Off: it costs ~40 KiB of zlib state "
+            "per socket and CPU per frame, while keystroke updates (tens of bytes) barely "
+            "shrink; only a newcomer's first sync of a long doc gains (see bench/deflate.py "
+            "and the issue notes). Turn on for schools on very slow links with long docs."
+        ),
+    )
     max_frame_bytes: int = Field(
         default=2 * 1024 * 1024,
         description=(
