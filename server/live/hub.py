@@ -106,8 +106,13 @@ class LiveHub:
             await asyncio.sleep(self.settings.doc_unload_delay_s)
             if room.conns:
                 return
+            await self.bus.unsubscribe(room.topic)  # still registered: see RoomRegistry
+            if room.conns:
+                await self.bus.subscribe(room.topic, self._on_bus)
+                self.publish(room.topic, "p_sync", {})
+                await room.catch_up()
+                return
             self.rooms.pop(room.room_id, None)
-            await self.bus.unsubscribe(room.topic)
             await room.close()
         finally:
             room.unload_task = None

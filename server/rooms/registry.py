@@ -187,9 +187,16 @@ class RoomRegistry:
                     await self._compact(live)
                 if live.sessions:
                     return  # somebody came back while we flushed: keep serving
+                # Unsubscribe while the doc is still registered, so that a join arriving
+                # meanwhile finds this replica (and we subscribe again) instead of loading
+                # a second one whose subscription our unsubscribe would then cancel.
+                await self.bus.unsubscribe(live.topic)
+                if live.sessions:
+                    await self.bus.subscribe(live.topic, self.relay.on_message)
+                    self.relay.ask_peers(live)  # what the bus carried while we were off
+                    return
                 self.docs.pop((live.room_id, live.name), None)
                 live.state = DocState.GONE
-                await self.bus.unsubscribe(live.topic)
                 return
         finally:
             if live.unload_task is asyncio.current_task():
