@@ -1,5 +1,13 @@
 # Atelier node image: `atelier serve` on port 8000, as a non-root user.
 # Build: docker build -t atelier:0.1.0 .   (compose.yaml builds and tags it)
+# The web client, built once by Vite; only its static files reach the final image.
+FROM node:20.18.1-bookworm-slim AS client
+WORKDIR /client
+COPY client_demo/package.json client_demo/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY client_demo ./
+RUN npm run build
+
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
@@ -16,9 +24,8 @@ COPY server ./server
 RUN pip install . && rm -rf /tmp/src
 WORKDIR /app
 
-# server/app.py serves the demo client from `client_demo` beside the `server` package,
-# which the wheel does not ship: put it there.
-COPY client_demo /usr/local/lib/python3.11/site-packages/client_demo
+# The built web client, served at / (ATELIER_CLIENT_DIR).
+COPY --from=client /client/dist /app/client
 
 RUN groupadd --system --gid 10001 atelier \
     && useradd --system --uid 10001 --gid atelier --no-create-home --home-dir /app atelier \
@@ -26,7 +33,8 @@ RUN groupadd --system --gid 10001 atelier \
 USER 10001:10001
 
 # SQLite and the generated JWT secret when run alone; compose sets Postgres and the secret.
-ENV ATELIER_DATA_DIR=/app/data
+ENV ATELIER_DATA_DIR=/app/data \
+    ATELIER_CLIENT_DIR=/app/client
 
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

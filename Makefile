@@ -7,9 +7,12 @@ BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 CLIENT_STAMP := client_demo/node_modules/.installed
+CLIENT_DIST  := client_demo/dist/index.html
+CLIENT_SRC   := $(shell find client_demo/src client_demo/public -type f 2>/dev/null) \
+                client_demo/index.html client_demo/vite.config.js client_demo/package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install client run test screenshots lint typecheck bench clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
@@ -26,9 +29,17 @@ $(CLIENT_STAMP): client_demo/package.json client_demo/package-lock.json
 	npm ci --prefix client_demo --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The web client, built by Vite into client_demo/dist (served at / by `atelier serve`)
+# when it is missing or older than its sources.
+$(CLIENT_DIST): $(CLIENT_STAMP) $(CLIENT_SRC)
+	npm run build --prefix client_demo --silent
+	touch $@
+
 install: $(PY_STAMP)
 
-run: $(PY_STAMP)
+client: $(CLIENT_DIST)
+
+run: $(PY_STAMP) $(CLIENT_DIST)
 	mkdir -p data
 	$(BIN)/atelier migrate
 	$(BIN)/atelier seed-demo --if-empty
@@ -41,11 +52,15 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
 
-test: $(PY_STAMP) $(NODE_STAMP) $(CLIENT_STAMP) lint typecheck
+test: $(PY_STAMP) $(NODE_STAMP) $(CLIENT_STAMP) $(CLIENT_DIST) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh the README's pictures: the browser suite saving its screenshots in docs/screenshots.
+screenshots: $(PY_STAMP) $(CLIENT_STAMP) $(CLIENT_DIST)
+	ATELIER_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser -q
 
 bench: $(PY_STAMP)
 	$(BIN)/python -m bench.micro
 
 clean:
-	rm -rf $(VENV) tests/interop/node_modules client_demo/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/interop/node_modules client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache

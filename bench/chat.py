@@ -30,7 +30,7 @@ def _pct(values: list[float], p: float) -> float | None:
     if not values:
         return None
     v = sorted(values)
-    return round(v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))], 2)
+    return round(v[min(len(v) - 1, max(0, round(p / 100 * len(v) + 0.5) - 1))], 2)
 
 
 class Member:
@@ -108,7 +108,7 @@ async def chat_fanout(
     send_s = time.perf_counter() - start
     expected = sent * len(members)
     deadline = time.perf_counter() + 10
-    while sum(m.received for m in members) < expected and time.perf_counter() < deadline:
+    while sum(m.received for m in members) < expected and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     lat = [x for m in members for x in m.lat]
     received = sum(m.received for m in members)

@@ -163,12 +163,17 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
 
 
 def log_problems(folder: Path) -> list[str]:
-    out = []
-    for f in folder.glob("*.log"):
+    """Distinct error lines of the peers' logs (exception names and messages)."""
+    out: list[str] = []
+    for f in sorted(folder.glob("*.log")):
         for ln in f.read_text(errors="replace").splitlines():
-            if "Error" in ln or "Traceback" in ln or "ERROR" in ln:
-                out.append(f"{f.name}: {ln[:200]}")
-    return out[:10]
+            text = ln.strip(" |+")
+            if "Traceback" in text or not ("Error" in text or "Exception" in text):
+                continue
+            item = f"{f.name}: {text[:200]}"
+            if item not in out:
+                out.append(item)
+    return out[:12]
 
 
 # ------------------------------------------------------------------ targets

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
@@ -31,9 +33,22 @@ log = logging.getLogger(__name__)
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "client_demo"
 
 
-def _client_root() -> Path:
-    built = CLIENT_DIR / "dist"
-    return built if (built / "index.html").exists() else CLIENT_DIR
+def _client_root(settings: Settings) -> Path | None:
+    """The built web client: ATELIER_CLIENT_DIR, else client_demo/dist beside the code."""
+    root = settings.client_dir or CLIENT_DIR / "dist"
+    return root if (root / "index.html").exists() else None
+
+
+async def _client_missing(request: Request) -> HTMLResponse:
+    # Never serve the client's sources: without a build, say how to make one.
+    return HTMLResponse(
+        "<!doctype html><html lang=fr><meta charset=utf-8><title>Atelier</title>"
+        "<main><h1>Atelier</h1><p>Le serveur fonctionne, mais le client web n'est pas "
+        "construit : lancez <code>make client</code> (ou <code>make run</code>).</p>"
+        "<p lang=en>The server runs; the web client is not built: run "
+        "<code>make client</code>.</p></main>",
+        status_code=503,
+    )
 
 
 def create_app(settings: Settings | None = None) -> NodeHeader:
@@ -81,9 +96,11 @@ def create_app(settings: Settings | None = None) -> NodeHeader:
         WebSocketRoute("/rooms/{room_id}/live", live_endpoint),
         *rest.routes,
     ]
-    root = _client_root()
-    if root.exists():
+    root = _client_root(settings)
+    if root is not None:
         routes.append(Mount("/", StaticFiles(directory=root, html=True), name="client"))
+    else:
+        routes.append(Route("/", _client_missing))
     sockets = {"yjs": yjs_endpoint, "live": live_endpoint}
     return NodeHeader(Starlette(routes=routes, lifespan=lifespan), settings.node_id, sockets)
 

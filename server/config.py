@@ -59,6 +59,13 @@ class Settings(BaseSettings):
             "browser. Unset: same origin and localhost only."
         ),
     )
+    client_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of the built web client served at /. Unset: client_demo/dist beside "
+            "the code (`make client` builds it). The Docker image sets it."
+        ),
+    )
     demo: bool = Field(
         default=False,
         description="Demo mode (the client's demo sign-in). `make run` turns it on.",

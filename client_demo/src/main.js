@@ -108,6 +108,11 @@ async function render (force = false) {
 }
 
 window.addEventListener('hashchange', () => render())
+// The skip link must not touch the hash (the router owns it): it moves the focus instead.
+document.querySelector('.skip-link')?.addEventListener('click', (e) => {
+  e.preventDefault()
+  document.getElementById('main')?.focus()
+})
 render()
 
 // Re-check the session at each render is cheap; keep a hook for tests and debugging.

@@ -125,8 +125,12 @@ def _hello(
         "last_seq": high,
     }
     if conn.sees_presence:
-        state = room.presence.state()
-        hello["presence"] = state
+        hello["presence"] = room.presence.state()
+    if access.moderate:
+        hello["muted_users"] = sorted(room.muted)
+    # What is stored already, for the docs of this room that this node holds: a client
+    # whose channel (re)connects after the last save still learns that it is saved.
+    hello["saved"] = ctx.registry.saved_states(info.id)
     return hello
 
 

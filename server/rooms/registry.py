@@ -222,6 +222,14 @@ class RoomRegistry:
             if live is not None and not self.writer.pending_for(room_id, doc_name):
                 self.on_saved(room_id, doc_name, live.doc.get_state())
 
+    def saved_states(self, room_id: str) -> dict[str, bytes]:
+        """doc name → state vector, for this room's loaded docs with nothing pending."""
+        return {
+            name: live.doc.get_state()
+            for (room, name), live in self.docs.items()
+            if room == room_id and live.ready and not self.writer.pending_for(room, name)
+        }
+
     # --- the hot path ---
 
     def frame(self, live: LiveDoc, peer: Peer, session: DocSession, data: bytes) -> Outcome:

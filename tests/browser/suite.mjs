@@ -148,6 +148,12 @@ async function main () {
     await page.getByRole('heading', { name: 'Ma classe' }).waitFor()
     await page.getByRole('link', { name: 'Seconde A' }).waitFor()
     await page.getByRole('link', { name: /Groupe 1/ }).waitFor()
+    // the skip link moves the focus to the content without leaving the screen
+    assert(await page.evaluate(() => document.querySelector('a[href], button, input, select, textarea').className) === 'skip-link', 'skip link first')
+    await page.locator('.skip-link').focus()
+    await page.keyboard.press('Enter')
+    assert(await page.evaluate(() => document.activeElement.id) === 'main', 'focus on main')
+    await page.getByRole('heading', { level: 1, name: 'Mes espaces' }).waitFor()
     await axe(page, 'spaces')
     await shot(page, '2-mes-espaces')
   })

@@ -244,8 +244,10 @@ def test_postgres_keeps_its_data_in_a_volume() -> None:
 
 
 def test_dockerfile_base_user_and_command() -> None:
-    (base,) = instructions("FROM")
+    *builders, base = [f.split()[0] for f in instructions("FROM")]
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    for stage in builders:  # the client build stage: pinned too
+        assert re.fullmatch(r"node:\d+\.\d+\.\d+-bookworm-slim", stage), stage
     users = instructions("USER")
     assert users, "the image must not run as root"
     user = users[-1].split(":")[0]
@@ -257,6 +259,9 @@ def test_dockerfile_base_user_and_command() -> None:
     assert ports == {serve_port(words)}, "nginx's upstream port is the one the image serves"
     assert str(serve_port(words)) in " ".join(instructions("EXPOSE")).split()
     assert any("pip install ." in rest for rest in instructions("RUN"))
+    # The web client is built in the image and served from ATELIER_CLIENT_DIR.
+    assert any("npm run build" in rest for rest in instructions("RUN"))
+    assert "ATELIER_CLIENT_DIR=/app/client" in " ".join(instructions("ENV"))
 
 
 def test_dockerignore_keeps_the_context_small() -> None:

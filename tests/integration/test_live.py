@@ -217,13 +217,19 @@ async def test_doc_saved_tells_the_room_what_is_stored(atelier: AtelierServer) -
 
     room = "1ere-b-g3"  # s-43 … s-48
     channel = await LiveClient(live(atelier, "s-43", room)).connect()
-    writer = await YClient(f"{atelier.ws_url}/yjs/{room}/rapport?token={atelier.token('s-43')}").connect()
+    writer = await YClient(
+        f"{atelier.ws_url}/yjs/{room}/rapport?token={atelier.token('s-43')}"
+    ).connect()
     await writer.type("Introduction")
     mine = writer.doc.client_id
     local_clock = decode_state_vector(writer.doc.get_state())[mine]
 
     def saved_clock() -> int:
-        events = [f for f in channel.of_type("event") if f["kind"] == "doc_saved" and f["doc"] == "rapport"]
+        events = [
+            f
+            for f in channel.of_type("event")
+            if f["kind"] == "doc_saved" and f["doc"] == "rapport"
+        ]
         return max((decode_state_vector(e["sv"]).get(mine, 0) for e in events), default=0)
 
     await eventually(lambda: saved_clock() >= local_clock, timeout=5)

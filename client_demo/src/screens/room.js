@@ -69,7 +69,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
       docInput.value = ''
       go(`#/room/${enc(roomId)}/${enc(name)}`)
     }
-  }, h('label', { for: 'doc-name' }, t('room.openDoc')),
+  }, h('label', { for: 'doc-name' }, access.docs === 'write' ? t('room.openDoc') : t('room.openDocRead')),
   h('div', { class: 'inline' }, docInput, h('button', { type: 'submit', class: 'btn' }, t('room.docOpen'))),
   h('p', { id: 'doc-name-help', class: 'help' }, t('room.docNameHelp')), docError)
 
@@ -89,7 +89,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   const chatNote = h('p', { class: 'chat-note', id: 'chat-note', 'aria-live': 'polite' })
   const chatError = h('p', { class: 'form-error', id: 'chat-error', role: 'alert' })
   const chatInput = h('textarea', {
-    id: 'chat-input', name: 'message', rows: '2', maxlength: '2000', 'aria-describedby': 'chat-help chat-note',
+    id: 'chat-input', name: 'message', rows: '2', maxlength: '2000', placeholder: t('chat.placeholder'), 'aria-describedby': 'chat-help chat-note',
     onkeydown: (e) => {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); chatForm.requestSubmit() }
     },
@@ -279,6 +279,10 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     }
     const users = [...channel.presence.entries()].filter(([, e]) => e.metas.length)
     users.sort(([a, ea], [b, eb]) => (a === me.id ? -1 : b === me.id ? 1 : ea.name.localeCompare(eb.name)))
+    // Docs others have open (a doc just created in another tab) join the list.
+    const known = new Set(docs.map((d) => d.name))
+    const seen = users.flatMap(([, e]) => e.metas.map((m) => m.doc)).filter((d) => d && DOC_NAME.test(d) && !known.has(d))
+    if (seen.length) { docs = [...docs, ...[...new Set(seen)].map((name) => ({ name, locked: false, updated_at: null }))]; renderDocs() }
     const stale = channel.state !== 'open'
     hereList.classList.toggle('stale', stale)
     hereCount.textContent = stale ? `— ${t('conn.offline').toLowerCase()}` : `(${users.length})`
