@@ -10,9 +10,10 @@ CLIENT_STAMP := client_demo/node_modules/.installed
 CLIENT_DIST  := client_demo/dist/index.html
 CLIENT_SRC   := $(shell find client_demo/src client_demo/public -type f 2>/dev/null) \
                 client_demo/index.html client_demo/vite.config.js client_demo/package-lock.json
+BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
-.PHONY: install client run test screenshots lint typecheck bench clean
+.PHONY: install client run test screenshots lint typecheck bench bench-micro clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
@@ -59,7 +60,16 @@ test: $(PY_STAMP) $(NODE_STAMP) $(CLIENT_STAMP) $(CLIENT_DIST) lint typecheck
 screenshots: $(PY_STAMP) $(CLIENT_STAMP) $(CLIENT_DIST)
 	ATELIER_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/browser -q
 
-bench: $(PY_STAMP)
+$(BENCH_STAMP): $(PY_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# The whole benchmark set, Atelier beside its peers (installed by the bench itself in
+# bench/peers/): bench/results/latest.md and latest.png. At most ~15 minutes.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+bench-micro: $(PY_STAMP)
 	$(BIN)/python -m bench.micro
 
 clean:

@@ -211,8 +211,11 @@ def write_report(raw_path: Path) -> None:
                     )
                 else:
                     fail.append("none (top of ramp)")
+            first = min((st.get("offered") or 0) for x in ss for st in x["steps"][:1])
+            shown = [f(x) if x else f"< {f(first)}" for x in scores]
+            score = med(scores)
             w(
-                f"| {srv} | {f(med(scores))} | {' / '.join(f(x) for x in scores)} | "
+                f"| {srv} | {f(score) if score else '< ' + f(first)} | {' / '.join(shown)} | "
                 f"{f(med([b.get('updateFramesPerSec') for b in bests]))} | "
                 f"{f(med([(b.get('latencyMs') or {}).get('p99') for b in bests]))} | "
                 f"{f(med([_srv(b, 'cpu_pct') for b in bests]))} | "
@@ -374,6 +377,16 @@ def write_report(raw_path: Path) -> None:
             probs.append(f"- {r['server']} {r['shape']}: {r['server_log_problems'][:3]}")
     if d.get("part_errors"):
         probs.append(f"- parts that failed: {d['part_errors']}")
+    for srv, lst in (d.get("server_log_problems_dead") or {}).items():
+        n = (d.get("restarts_1n") or {}).get(srv, "?")
+        errs = sorted({x for x in lst if "RuntimeError" in x or "ExceptionGroup" in x})[:3]
+        probs.append(f"- {srv} died {n} times during the load set (restarted each time): {errs}")
+    if any("storeDocumentHooks" in p for p in probs):
+        probs.append(
+            "- Hocuspocus' `Caught error during storeDocumentHooks` is extension-redis "
+            "refusing a second store while another node holds the doc's lock ('Could not "
+            "acquire lock, another instance locked it already'): expected, not a fault."
+        )
     if probs:
         w("## Server log problems and failed parts")
         w("")

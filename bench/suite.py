@@ -630,7 +630,7 @@ def all_versions() -> dict[str, str]:
     with suppress(Exception):
         v["postgresql"] = subprocess.run(
             ["psql", "--version"], capture_output=True, text=True
-        ).stdout.split()[-1]
+        ).stdout.split()[2]
     v.update(peers.versions())
     return v
 
