@@ -5,6 +5,9 @@ The OpenAPI document is built from the handlers' docstrings (the YAML after ``--
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,8 +18,8 @@ from server.auth import tokens
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence import activity
-from server.persistence.roster import UserInfo
-from server.types import DOC_NAME_RE
+from server.persistence.roster import RoomInfo, UserInfo
+from server.types import DOC_NAME_RE, RoomAccess
 
 schemas = SchemaGenerator(
     {
@@ -44,6 +47,35 @@ async def _user(request: Request) -> UserInfo | JSONResponse:
         return await authenticate(ctx, token)
     except InvalidToken as exc:
         return _error(401, "unauthenticated", str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    ctx: AppContext
+    user: UserInfo
+    room: RoomInfo
+    access: RoomAccess
+
+
+async def _in_room(
+    request: Request,
+    room_id: str,
+    allowed: Callable[[RoomAccess], bool] = lambda a: a.may_enter,
+    refusal: str = "no access to this room",
+) -> _Caller | JSONResponse:
+    """The authenticated caller and their access to ``room_id``, or the error to return.
+
+    A room that does not exist is refused like a room one may not enter (403), so that
+    room ids cannot be probed.
+    """
+    user = await _user(request)
+    if isinstance(user, JSONResponse):
+        return user
+    ctx: AppContext = request.app.state.ctx
+    info, access = await access_to(ctx, user, room_id)
+    if info is None or not allowed(access):
+        return _error(403, "forbidden", refusal)
+    return _Caller(ctx, user, info, access)
 
 
 def _room_json(room) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -89,13 +121,10 @@ async def room(request: Request) -> Response:
       403:
         description: No access to this room (also for a room that does not exist).
     """
-    user = await _user(request)
-    if isinstance(user, JSONResponse):
-        return user
-    ctx: AppContext = request.app.state.ctx
-    info, access = await access_to(ctx, user, request.path_params["room_id"])
-    if info is None or not access.may_enter:
-        return _error(403, "forbidden", "no access to this room")
+    caller = await _in_room(request, request.path_params["room_id"])
+    if isinstance(caller, JSONResponse):
+        return caller
+    info, access = caller.room, caller.access
     return JSONResponse(
         {
             **_room_json(info),
@@ -130,17 +159,14 @@ async def doc_lock(request: Request) -> Response:
       403:
         description: No access to this room, or not allowed to lock.
     """
-    user = await _user(request)
-    if isinstance(user, JSONResponse):
-        return user
-    ctx: AppContext = request.app.state.ctx
     room_id = request.path_params["room_id"]
     doc_name = request.path_params["doc_name"]
     if not DOC_NAME_RE.fullmatch(doc_name):
         return _error(400, "bad_request", "invalid document name")
-    info, access = await access_to(ctx, user, room_id)
-    if info is None or not access.may_enter:
-        return _error(403, "forbidden", "no access to this room")
+    caller = await _in_room(request, room_id)
+    if isinstance(caller, JSONResponse):
+        return caller
+    ctx, user, access = caller.ctx, caller.user, caller.access
     if request.method == "GET":
         return JSONResponse({"locked": await ctx.store.is_locked(room_id, doc_name)})
     if not access.lock:
@@ -184,14 +210,11 @@ async def messages(request: Request) -> Response:
       403:
         description: No chat access to this room.
     """
-    user = await _user(request)
-    if isinstance(user, JSONResponse):
-        return user
-    ctx: AppContext = request.app.state.ctx
     room_id = request.path_params["room_id"]
-    info, access = await access_to(ctx, user, room_id)
-    if info is None or not access.chat:
-        return _error(403, "forbidden", "no chat access to this room")
+    caller = await _in_room(request, room_id, lambda a: a.chat, "no chat access to this room")
+    if isinstance(caller, JSONResponse):
+        return caller
+    ctx = caller.ctx
     try:
         before = request.query_params.get("before")
         before_seq = int(before) if before is not None else None
@@ -221,14 +244,11 @@ async def room_docs(request: Request) -> Response:
       403:
         description: No access to this room.
     """
-    user = await _user(request)
-    if isinstance(user, JSONResponse):
-        return user
-    ctx: AppContext = request.app.state.ctx
     room_id = request.path_params["room_id"]
-    info, access = await access_to(ctx, user, room_id)
-    if info is None or not access.may_enter:
-        return _error(403, "forbidden", "no access to this room")
+    caller = await _in_room(request, room_id)
+    if isinstance(caller, JSONResponse):
+        return caller
+    ctx, access = caller.ctx, caller.access
     members = await activity.room_members(ctx.engine, room_id) if access.chat else []
     return JSONResponse({"docs": await activity.room_docs(ctx.engine, room_id), "members": members})
 
@@ -250,13 +270,14 @@ async def class_overview(request: Request) -> Response:
       403:
         description: Not a teacher of this class.
     """
-    user = await _user(request)
-    if isinstance(user, JSONResponse):
-        return user
-    ctx: AppContext = request.app.state.ctx
     class_id = request.path_params["class_id"]
-    info, access = await access_to(ctx, user, class_id)
-    if info is None or str(info.kind) != "class" or not access.moderate:
+    caller = await _in_room(
+        request, class_id, lambda a: a.moderate, "only the class's teachers see its overview"
+    )
+    if isinstance(caller, JSONResponse):
+        return caller
+    ctx, info = caller.ctx, caller.room
+    if str(info.kind) != "class":
         return _error(403, "forbidden", "only the class's teachers see its overview")
     groups = await ctx.roster.groups_of_class(class_id)
     last = await activity.last_activity(ctx.engine, [g.id for g in groups])

@@ -12,17 +12,15 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from server.api.access import access_to, authenticate, origin_allowed
-from server.api.yjs import StarletteTransport, accept
+from server.api.sockets import StarletteTransport, accept, frames, refuse
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.live import protocol
 from server.live.room import LiveConn, LiveRoom
 from server.persistence.roster import RoomInfo
-from server.rooms.limits import TokenBucket
 from server.rooms.peer import (
     CLOSE_BAD_FRAME,
     CLOSE_FORBIDDEN,
-    CLOSE_POLICY,
     CLOSE_TRY_LATER,
     CLOSE_UNAUTHENTICATED,
     Peer,
@@ -32,12 +30,6 @@ from server.types import ROOM_ID_RE, Role, UserId
 log = logging.getLogger(__name__)
 
 
-async def _refuse(peer: Peer, code: int, reason: str) -> None:
-    peer.close(code, reason)
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(peer.wait_closed(), 5)
-
-
 async def live_endpoint(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
     room_id: str = ws.path_params["room_id"]
@@ -45,24 +37,24 @@ async def live_endpoint(ws: WebSocket) -> None:
     peer = Peer(StarletteTransport(ws), max_queue=ctx.settings.send_queue_frames)
     peer.start()
     if ctx.draining:
-        return await _refuse(peer, 1012, "server restarting")
+        return await refuse(peer, 1012, "server restarting")
     if not ROOM_ID_RE.fullmatch(room_id):
-        return await _refuse(peer, CLOSE_BAD_FRAME, "invalid room name")
+        return await refuse(peer, CLOSE_BAD_FRAME, "invalid room name")
     if not origin_allowed(ctx, ws.headers):
-        return await _refuse(peer, CLOSE_FORBIDDEN, "origin not allowed")
+        return await refuse(peer, CLOSE_FORBIDDEN, "origin not allowed")
     try:
         user = await authenticate(ctx, ws.query_params.get("token"))
     except InvalidToken as exc:
-        return await _refuse(peer, CLOSE_UNAUTHENTICATED, str(exc))
+        return await refuse(peer, CLOSE_UNAUTHENTICATED, str(exc))
     info, access = await access_to(ctx, user, room_id)
     if info is None or not access.may_enter:
-        return await _refuse(peer, CLOSE_FORBIDDEN, "no access to this room")
+        return await refuse(peer, CLOSE_FORBIDDEN, "no access to this room")
     peer.authorise(UserId(user.id), access)
     try:
         room = await ctx.live.open(room_id)
     except Exception:
         log.exception("room channel %s unavailable", room_id)
-        return await _refuse(peer, CLOSE_TRY_LATER, "room unavailable, retry later")
+        return await refuse(peer, CLOSE_TRY_LATER, "room unavailable, retry later")
 
     conn = LiveConn(peer, secrets.token_hex(6), user.id, user.display_name, str(user.role), access)
     room.attach(conn)
@@ -135,20 +127,7 @@ def _hello(
 
 
 async def _pump(ctx: AppContext, ws: WebSocket, peer: Peer, room: LiveRoom, conn: LiveConn) -> None:
-    settings = ctx.settings
-    bucket = TokenBucket(settings.rate_frames_per_second, settings.rate_burst, time.monotonic())
-    while peer.open:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            peer.closed_by_client(message.get("code"))
-            return
-        data = message.get("bytes")
-        if data is None:
-            peer.close(CLOSE_BAD_FRAME, "text frames are not part of the protocol")
-            return
-        if not bucket.take(time.monotonic()):
-            peer.close(CLOSE_POLICY, "rate limit exceeded")
-            return
+    async for data in frames(ws, peer, ctx.settings, room.topic):
         try:
             frame = protocol.decode(data)
         except protocol.LiveProtocolError as exc:

@@ -1,0 +1,78 @@
+"""What both WebSocket endpoints share: the transport, accepting, refusing, reading.
+
+``frames`` is the one place a client's messages are read: it yields binary frames and
+stops — after closing the socket with the contract's code — on a text frame (4400), on
+a flood past the per-socket token bucket (1008), or when the client is gone. Oversized
+frames never reach it: uvicorn closes them with 1009 (``ws_max_size``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from starlette.websockets import WebSocket
+
+from server.config import Settings
+from server.rooms.limits import TokenBucket
+from server.rooms.peer import CLOSE_BAD_FRAME, CLOSE_POLICY, Peer
+
+log = logging.getLogger(__name__)
+
+
+class StarletteTransport:
+    """Frames go straight to the server's ``send`` (see ``NodeHeader`` in app.py)."""
+
+    __slots__ = ("_direct", "_send", "ws")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self._send = ws.scope.get("atelier.send") or ws.send
+        self._direct = ws.scope.get("atelier.direct")  # server/wsfast.py, when serving
+
+    def send_now(self, data: bytes) -> bool:
+        direct = self._direct
+        return direct is not None and direct.send_now(data)
+
+    async def send(self, data: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+
+async def accept(ws: WebSocket) -> None:
+    """Accept, naming this node in the handshake (``X-Atelier-Node``)."""
+    header = ws.scope.get("atelier.node_header")
+    await ws.accept(headers=[header] if header else None)
+
+
+async def refuse(peer: Peer, code: int, reason: str, first: bytes | None = None) -> None:
+    """Close with ``code``, after ``first`` (e.g. y-protocols' permission denied)."""
+    if first is not None:
+        peer.send(first)
+    peer.close(code, reason)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(peer.wait_closed(), 5)
+
+
+async def frames(ws: WebSocket, peer: Peer, settings: Settings, what: str) -> AsyncIterator[bytes]:
+    """The client's binary frames, within the per-socket rate limit."""
+    bucket = TokenBucket(settings.rate_frames_per_second, settings.rate_burst, time.monotonic())
+    while peer.open:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            peer.closed_by_client(message.get("code"))
+            return
+        data = message.get("bytes")
+        if data is None:
+            peer.close(CLOSE_BAD_FRAME, "text frames are not part of the protocol")
+            return
+        if not bucket.take(time.monotonic()):
+            log.warning("closed %s on %s: rate limit", peer.user_id, what)
+            peer.close(CLOSE_POLICY, "rate limit exceeded")
+            return
+        yield data
