@@ -16,7 +16,7 @@ import logging
 from starlette.websockets import WebSocket
 
 from server.api.access import access_to, authenticate, origin_allowed
-from server.api.sockets import StarletteTransport, accept, frames, refuse
+from server.api.sockets import StarletteTransport, accept, forget_handshake, frames, refuse
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.rooms.livedoc import DocLoadError, LiveDoc
@@ -68,6 +68,7 @@ async def yjs_endpoint(ws: WebSocket) -> None:
             permission_denied_frame("no access to this room"),
         )
     peer.authorise(UserId(user.id), access)
+    forget_handshake(ws)
 
     try:
         live = await ctx.registry.open(room_id, doc_name)

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from server.api.access import access_to, authenticate, origin_allowed
-from server.api.sockets import StarletteTransport, accept, frames, refuse
+from server.api.sockets import StarletteTransport, accept, forget_handshake, frames, refuse
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.live import protocol
@@ -50,6 +50,7 @@ async def live_endpoint(ws: WebSocket) -> None:
     if info is None or not access.may_enter:
         return await refuse(peer, CLOSE_FORBIDDEN, "no access to this room")
     peer.authorise(UserId(user.id), access)
+    forget_handshake(ws)
     try:
         room = await ctx.live.open(room_id)
     except Exception:
