@@ -21,6 +21,7 @@ Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -107,7 +108,13 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # The handshake is done: its request and response (headers and all) are
-            # never read again.
+            # never read again. The request also stays referenced by the sans-I/O
+            # parser's generator frame for the socket's whole life, so empty its headers
+            # rather than only dropping our reference.
+            request = self.request
+            if request is not None:
+                with contextlib.suppress(Exception):
+                    request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
 
