@@ -1,4 +1,4 @@
-"""What both WebSocket endpoints share: the transport, accepting, refusing, reading.
+"""What both WebSocket endpoints share: the transport, admission, refusing, reading.
 
 ``frames`` is the one place a client's messages are read: it yields binary frames and
 stops — after closing the socket with the contract's code — on a text frame (4400), on
@@ -12,13 +12,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
 
+from server.api.access import access_to, authenticate, origin_allowed
+from server.auth.tokens import InvalidToken
 from server.config import Settings
+from server.context import AppContext
+from server.persistence.roster import RoomInfo, UserInfo
 from server.rooms.limits import TokenBucket
-from server.rooms.peer import CLOSE_BAD_FRAME, CLOSE_POLICY, Peer
+from server.rooms.peer import (
+    CLOSE_BAD_FRAME,
+    CLOSE_FORBIDDEN,
+    CLOSE_POLICY,
+    CLOSE_RESTART,
+    CLOSE_UNAUTHENTICATED,
+    Peer,
+)
+from server.types import RoomAccess, UserId
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +80,60 @@ async def refuse(peer: Peer, code: int, reason: str, first: bytes | None = None)
     peer.close(code, reason)
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(peer.wait_closed(), 5)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    peer: Peer
+    user: UserInfo
+    room: RoomInfo
+    access: RoomAccess
+
+
+async def admit(
+    ws: WebSocket,
+    ctx: AppContext,
+    room_id: str,
+    *,
+    names_valid: bool,
+    allowed: Callable[[RoomAccess], bool],
+    denied: Callable[[str], bytes] | None = None,
+) -> Admitted | None:
+    """Accept the socket and run the checks every socket goes through, in order.
+
+    Draining (1012), names (4400), Origin and the permission table (4403, after the
+    ``denied`` frame when the protocol has one), the token (4401). Returns the authorised
+    peer, or None once the socket has been refused. The socket is accepted before any
+    refusal because a close code can only be sent on an open WebSocket.
+    """
+    await accept(ws)
+    peer = Peer(StarletteTransport(ws), max_queue=ctx.settings.send_queue_frames)
+    peer.start()
+
+    def forbidden(reason: str) -> Awaitable[None]:
+        return refuse(peer, CLOSE_FORBIDDEN, reason, denied(reason) if denied else None)
+
+    if ctx.draining:
+        await refuse(peer, CLOSE_RESTART, "server restarting")
+        return None
+    if not names_valid:
+        await refuse(peer, CLOSE_BAD_FRAME, "invalid room or document name")
+        return None
+    if not origin_allowed(ctx, ws.headers):
+        await forbidden("origin not allowed")
+        return None
+    try:
+        user = await authenticate(ctx, ws.query_params.get("token"))
+    except InvalidToken as exc:
+        await refuse(peer, CLOSE_UNAUTHENTICATED, str(exc))
+        return None
+    info, access = await access_to(ctx, user, room_id)
+    if info is None or not allowed(access):
+        await forbidden("no access to this room")
+        return None
+    peer.authorise(UserId(user.id), access)
+    forget_handshake(ws)
+    return Admitted(peer, user, info, access)
 
 
 async def frames(ws: WebSocket, peer: Peer, settings: Settings, what: str) -> AsyncIterator[bytes]:

@@ -15,60 +15,36 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from server.api.access import access_to, authenticate, origin_allowed
-from server.api.sockets import StarletteTransport, accept, forget_handshake, frames, refuse
-from server.auth.tokens import InvalidToken
+from server.api.sockets import admit, frames, refuse
 from server.context import AppContext
 from server.rooms.livedoc import DocLoadError, LiveDoc
 from server.rooms.peer import (
     CLOSE_BAD_FRAME,
-    CLOSE_FORBIDDEN,
     CLOSE_TRY_LATER,
-    CLOSE_UNAUTHENTICATED,
     Peer,
 )
 from server.sync.messages import ProtocolError, permission_denied_frame
 from server.sync.session import DocSession
-from server.types import DOC_NAME_RE, ROOM_ID_RE, DocAccess, UserId
+from server.types import DOC_NAME_RE, ROOM_ID_RE, DocAccess
 
 log = logging.getLogger(__name__)
 
 
 async def yjs_endpoint(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
-    settings = ctx.settings
     room_id: str = ws.path_params["room_id"]
     doc_name: str = ws.path_params["doc_name"]
-    await accept(ws)
-    peer = Peer(StarletteTransport(ws), max_queue=settings.send_queue_frames)
-    # Until the peer joins, nothing but refusals is sent, so authorise() can run first.
-    peer.start()
-
-    if ctx.draining:
-        return await refuse(peer, 1012, "server restarting")
-    if not DOC_NAME_RE.fullmatch(doc_name) or not ROOM_ID_RE.fullmatch(room_id):
-        return await refuse(peer, CLOSE_BAD_FRAME, "invalid room or document name")
-    if not origin_allowed(ctx, ws.headers):
-        return await refuse(
-            peer,
-            CLOSE_FORBIDDEN,
-            "origin not allowed",
-            permission_denied_frame("origin not allowed"),
-        )
-    try:
-        user = await authenticate(ctx, ws.query_params.get("token"))
-    except InvalidToken as exc:
-        return await refuse(peer, CLOSE_UNAUTHENTICATED, str(exc))
-    _, access = await access_to(ctx, user, room_id)
-    if access.docs is DocAccess.NONE:
-        return await refuse(
-            peer,
-            CLOSE_FORBIDDEN,
-            "no access to this room",
-            permission_denied_frame("no access to this room"),
-        )
-    peer.authorise(UserId(user.id), access)
-    forget_handshake(ws)
+    admitted = await admit(
+        ws,
+        ctx,
+        room_id,
+        names_valid=bool(DOC_NAME_RE.fullmatch(doc_name) and ROOM_ID_RE.fullmatch(room_id)),
+        allowed=lambda access: access.docs is not DocAccess.NONE,
+        denied=permission_denied_frame,  # y-protocols' auth message, then 4403
+    )
+    if admitted is None:
+        return
+    peer = admitted.peer
 
     try:
         live = await ctx.registry.open(room_id, doc_name)

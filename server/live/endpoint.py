@@ -11,21 +11,17 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from server.api.access import access_to, authenticate, origin_allowed
-from server.api.sockets import StarletteTransport, accept, forget_handshake, frames, refuse
-from server.auth.tokens import InvalidToken
+from server.api.sockets import admit, frames, refuse
 from server.context import AppContext
 from server.live import protocol
 from server.live.room import LiveConn, LiveRoom
 from server.persistence.roster import RoomInfo
 from server.rooms.peer import (
     CLOSE_BAD_FRAME,
-    CLOSE_FORBIDDEN,
     CLOSE_TRY_LATER,
-    CLOSE_UNAUTHENTICATED,
     Peer,
 )
-from server.types import ROOM_ID_RE, Role, UserId
+from server.types import ROOM_ID_RE, Role
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +29,16 @@ log = logging.getLogger(__name__)
 async def live_endpoint(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
     room_id: str = ws.path_params["room_id"]
-    await accept(ws)
-    peer = Peer(StarletteTransport(ws), max_queue=ctx.settings.send_queue_frames)
-    peer.start()
-    if ctx.draining:
-        return await refuse(peer, 1012, "server restarting")
-    if not ROOM_ID_RE.fullmatch(room_id):
-        return await refuse(peer, CLOSE_BAD_FRAME, "invalid room name")
-    if not origin_allowed(ctx, ws.headers):
-        return await refuse(peer, CLOSE_FORBIDDEN, "origin not allowed")
-    try:
-        user = await authenticate(ctx, ws.query_params.get("token"))
-    except InvalidToken as exc:
-        return await refuse(peer, CLOSE_UNAUTHENTICATED, str(exc))
-    info, access = await access_to(ctx, user, room_id)
-    if info is None or not access.may_enter:
-        return await refuse(peer, CLOSE_FORBIDDEN, "no access to this room")
-    peer.authorise(UserId(user.id), access)
-    forget_handshake(ws)
+    admitted = await admit(
+        ws,
+        ctx,
+        room_id,
+        names_valid=bool(ROOM_ID_RE.fullmatch(room_id)),
+        allowed=lambda access: access.may_enter,
+    )
+    if admitted is None:
+        return
+    peer, user, info, access = admitted.peer, admitted.user, admitted.room, admitted.access
     try:
         room = await ctx.live.open(room_id)
     except Exception:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import msgpack
 import pytest
+import websockets
 
 from tests.support.liveclient import LiveClient
 from tests.support.server import AtelierServer
@@ -158,10 +160,16 @@ async def test_oversized_frame_closes_1009(atelier: AtelierServer) -> None:
     room = "1ere-b-g5"  # s-55 … s-60
     good = await LiveClient(live(atelier, "s-55", room)).connect()
     big = await LiveClient(live(atelier, "s-56", room)).connect()
-    await big.send_raw(msgpack.packb({"t": "post", "text": "x" * (3 * 1024 * 1024)}))
-    assert await big.wait_closed() == 1009
-    assert (await good.request({"t": "post", "text": "rien de cassé"}))["t"] == "ok"
-    await good.close()
+    # The server may close (1009) while the client is still writing the 3 MiB: the send
+    # itself can then fail; what counts is the code the client was given.
+    with contextlib.suppress(websockets.ConnectionClosed, OSError):
+        await big.send_raw(msgpack.packb({"t": "post", "text": "x" * (3 * 1024 * 1024)}))
+    try:
+        assert await big.wait_closed() == 1009
+        assert (await good.request({"t": "post", "text": "rien de cassé"}))["t"] == "ok"
+    finally:
+        await big.close()
+        await good.close()
 
 
 async def test_presence_two_tabs_one_person_and_typing(atelier: AtelierServer) -> None:
