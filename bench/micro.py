@@ -21,12 +21,14 @@ from pathlib import Path
 from pycrdt import Doc, Text
 
 from server.bus.memory import InMemoryBus
+from server.bus.outbox import Outbox
+from server.bus.watch import NodeWatch
 from server.config import Settings
 from server.persistence.db import create_engine, run_migrations
 from server.persistence.docs import DocStore
-from server.rooms.peer import Peer
 from server.rooms.registry import RoomRegistry
 from server.sync.messages import update_frame
+from server.transport.peer import Peer
 from server.types import DocAccess, NodeId, RoomAccess, UserId
 
 
@@ -64,7 +66,10 @@ async def run(peers: int, updates: int, repeat: int) -> dict[str, float]:
     await asyncio.to_thread(run_migrations, url)
     settings = Settings(data_dir=folder, database_url=url, compact_after_updates=10**9)
     engine = create_engine(url)
-    registry = RoomRegistry(settings, DocStore(engine), InMemoryBus(NodeId("bench")))
+    bus = InMemoryBus(NodeId("bench"))
+    outbox = Outbox(bus)
+    outbox.start()
+    registry = RoomRegistry(settings, DocStore(engine), outbox, NodeWatch(bus, 5.0))
     await registry.start()
     frames = keystrokes(updates)
     access = RoomAccess(docs=DocAccess.WRITE, chat=True)
@@ -75,7 +80,7 @@ async def run(peers: int, updates: int, repeat: int) -> dict[str, float]:
         for i in range(peers):
             peer = Peer(CountingTransport(), max_queue=10**9)
             peer.authorise(UserId(f"u{i}"), access)
-            peer.start()
+            peer.joined()
             sockets.append((peer, registry.join(live, peer)))
         writer, session = sockets[0]
         await asyncio.sleep(0.05)
@@ -93,6 +98,7 @@ async def run(peers: int, updates: int, repeat: int) -> dict[str, float]:
     await registry.writer.flush()
     flush_s = time.perf_counter() - flushed_t0
     await registry.close(10)
+    await outbox.close()
     await engine.dispose()
     return {
         "peers": peers,

@@ -16,7 +16,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
 
     from server.app import create_app
     from server.logs import log_config
-    from server.wsfast import AtelierWebSocketProtocol
+    from server.transport.protocol import AtelierWebSocketProtocol
 
     app = create_app(settings)
 

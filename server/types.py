@@ -10,10 +10,8 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import NewType
+from typing import NewType, Protocol
 
-RoomId = NewType("RoomId", str)
-DocName = NewType("DocName", str)
 UserId = NewType("UserId", str)
 NodeId = NewType("NodeId", str)
 
@@ -69,8 +67,27 @@ class RoomAccess:
 NO_ACCESS = RoomAccess()
 
 
+class PeerHandle(Protocol):
+    """A client socket as rooms/ and live/ see it (``server/transport/peer.py`` is the one).
+
+    Sending never awaits: a frame is written at once or queued; a peer too far behind
+    closes itself. ``close`` is idempotent.
+    """
+
+    @property
+    def user_id(self) -> UserId | None: ...
+
+    @property
+    def access(self) -> RoomAccess | None: ...
+
+    def send(self, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
 class UpdateOrigin(enum.Enum):
-    """Where a doc update came from: decides whether it is stored and where it is sent.
+    """Where a doc update came from: decides whether it is stored and where it is sent
+    (``LiveDoc.integrate`` is the one place that decides).
 
     An update from a local client is stored and published on the bus; one relayed by
     another node is applied and fanned out locally but never stored again here (that node

@@ -178,10 +178,7 @@ async def doc_lock(request: Request) -> Response:
             raise TypeError
     except Exception:
         return _error(400, "bad_request", 'expected {"locked": true|false}')
-    await ctx.registry.set_locked(room_id, doc_name, locked)
-    ctx.live.room_event(
-        room_id, {"kind": "doc_locked", "doc": doc_name, "locked": locked, "by": user.id}
-    )
+    await ctx.registry.set_locked(room_id, doc_name, locked, user.id)
     return JSONResponse({"locked": locked})
 
 

@@ -7,6 +7,10 @@ everyone's presence) answered directly with ``p_state`` (the answering node's me
 When a node stops beating, its presence entries are purged everywhere (the leaves go
 out to the sockets); after a bus reconnect every room resyncs presence and catches up
 on chat from the database.
+
+Rooms are loaded and unloaded by the same helper as docs (rooms/residency.py); the hub
+is their keeper. Each LiveRoom gets a ``RoomPort`` (publish, chat since, node id, chat
+limits) and owns its state; the hub only routes bus messages to its intent methods.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-from server.bus.base import Bus, Envelope
+from server.bus.base import Envelope
+from server.bus.outbox import Outbox
+from server.bus.watch import NodeWatch
 from server.config import Settings
-from server.live import protocol
 from server.live.presence import Meta
-from server.live.room import LiveRoom
+from server.live.room import LiveRoom, RoomPort
 from server.persistence.chat import ChatStore
-from server.rooms.peer import CLOSE_RESTART
+from server.rooms.residency import Residency
+from server.transport.codes import Close
 from server.types import NodeId
 
 log = logging.getLogger(__name__)
@@ -34,32 +41,58 @@ SAVED_EVERY_S = 0.5
 
 
 class LiveHub:
-    def __init__(self, settings: Settings, chat: ChatStore, bus: Bus) -> None:
+    def __init__(
+        self, settings: Settings, chat: ChatStore, outbox: Outbox, watch: NodeWatch
+    ) -> None:
         self.settings = settings
         self.chat = chat
-        self.bus = bus
-        self.node_id = bus.node_id
-        self.rooms: dict[str, LiveRoom] = {}
+        self.outbox = outbox
+        self.bus = outbox.bus
+        self.node_id = self.bus.node_id
+        self.port = RoomPort(
+            node_id=self.node_id,
+            publish=self.publish,
+            since=self._since,
+            chat_per_minute=settings.chat_messages_per_minute,
+            chat_burst=settings.chat_burst,
+        )
+        self.rooms: Residency[str, LiveRoom] = Residency(
+            self.bus, self._on_bus, self, delay_s=settings.doc_unload_delay_s
+        )
+        watch.watch(self._presence_nodes, self._purge)
         self._tasks: list[asyncio.Task[None]] = []
-        self._out: asyncio.Queue[tuple[NodeId | None, str, str, bytes]] = asyncio.Queue()
         self.closing = False
         self._saved_pending: dict[tuple[str, str], bytes] = {}
         self._saved_at: dict[tuple[str, str], float] = {}
+        self._handlers: dict[str, Callable[[LiveRoom, NodeId, dict[str, Any]], None]] = {
+            "chat": lambda room, node, body: room.accept(body),
+            "mute": lambda room, node, body: room.set_muted(
+                str(body["user"]), bool(body.get("muted")), str(body.get("by", "")), relay=False
+            ),
+            "event": lambda room, node, body: room.event(body),
+            "p_join": lambda room, node, body: room.remote_joined(Meta.from_record(body, node)),
+            "p_leave": lambda room, node, body: room.remote_left(str(body.get("conn")), node),
+            "p_sync": lambda room, node, body: self.outbox.send_to(
+                node, room.topic, "p_state", _pack({"metas": room.own_metas()})
+            ),
+            "p_state": lambda room, node, body: room.remote_state(
+                node, [Meta.from_record(r, node) for r in body.get("metas", [])]
+            ),
+        }
 
     async def start(self) -> None:
         self.bus.on_reconnect(self._after_reconnect)
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._send_loop(), name="live-bus"),
-            loop.create_task(self._liveness_loop(), name="live-liveness"),
-            loop.create_task(self._catch_up_loop(), name="live-catch-up"),
-        ]
+        self._tasks = [loop.create_task(self._catch_up_loop(), name="live-catch-up")]
 
     async def close(self) -> None:
         self.closing = True
-        for room in list(self.rooms.values()):
+        rooms = self.rooms.values()
+        for room in rooms:
             for conn in list(room.conns.values()):
-                conn.peer.close(CLOSE_RESTART, "server restarting")
+                conn.peer.close(Close.RESTART, "server restarting")
+        await self.rooms.close()
+        for room in rooms:
             await room.close()
         for task in self._tasks:
             task.cancel()
@@ -70,52 +103,39 @@ class LiveHub:
     # --- rooms ---
 
     async def open(self, room_id: str) -> LiveRoom:
-        room = self.rooms.get(room_id)
-        if room is None:
-            room = LiveRoom(self, room_id)
-            self.rooms[room_id] = room
-            room.loading = asyncio.get_running_loop().create_task(self._load(room))
-        assert room.loading is not None
-        await asyncio.shield(room.loading)
-        return room
-
-    async def _load(self, room: LiveRoom) -> None:
-        try:
-            await self.bus.subscribe(room.topic, self._on_bus)
-            room.muted = await self.chat.muted_users(room.room_id)
-            last = await self.chat.last_seq(room.room_id)
-        except BaseException:
-            self.rooms.pop(room.room_id, None)
-            with contextlib.suppress(Exception):
-                await self.bus.unsubscribe(room.topic)
-            raise
-        # Messages relayed while we read are in the buffer; those up to `last` are old.
-        room.next_seq = max(room.next_seq, last + 1)
-        for seq in [s for s in room.buffer if s <= last]:
-            del room.buffer[seq]
-        room._drain()
-        room.ready = True
-        self.publish(room.topic, "p_sync", {})
+        return await self.rooms.open(room_id, lambda: LiveRoom(self.port, room_id))
 
     def release(self, room: LiveRoom) -> None:
-        if not room.conns and not self.closing and room.unload_task is None:
-            room.unload_task = asyncio.get_running_loop().create_task(self._unload(room))
+        if not self.closing:
+            self.rooms.release(room.room_id, room)
 
-    async def _unload(self, room: LiveRoom) -> None:
-        try:
-            await asyncio.sleep(self.settings.doc_unload_delay_s)
-            if room.conns:
-                return
-            await self.bus.unsubscribe(room.topic)  # still registered: see RoomRegistry
-            if room.conns:
-                await self.bus.subscribe(room.topic, self._on_bus)
-                self.publish(room.topic, "p_sync", {})
-                await room.catch_up()
-                return
-            self.rooms.pop(room.room_id, None)
-            await room.close()
-        finally:
-            room.unload_task = None
+    # --- the residency keeper (rooms/residency.py) ---
+
+    def in_use(self, room: LiveRoom) -> bool:
+        return bool(room.conns)
+
+    async def load(self, room: LiveRoom) -> None:
+        muted = await self.chat.muted_users(room.room_id)
+        last = await self.chat.last_seq(room.room_id)
+        room.loaded(last, muted)
+
+    def loaded(self, room: LiveRoom) -> None:
+        self.publish(room.topic, "p_sync", {})
+
+    def failed(self, room: LiveRoom) -> None:
+        log.warning("room channel %s could not be loaded", room.room_id)
+
+    async def settle(self, room: LiveRoom) -> bool:
+        return True  # chat is stored before it is delivered: nothing to flush
+
+    async def resumed(self, room: LiveRoom) -> None:
+        self.publish(room.topic, "p_sync", {})
+        await room.catch_up()
+
+    async def gone(self, room: LiveRoom) -> None:
+        await room.close()
+
+    # --- events ---
 
     def doc_saved(self, room_id: str, doc_name: str, state_vector: bytes) -> None:
         """Everything this node received for a doc is stored: tell the room, at most
@@ -137,103 +157,62 @@ class LiveHub:
         room_id, doc_name = key
         self.room_event(room_id, {"kind": "doc_saved", "doc": doc_name, "sv": sv})
 
+    def doc_locked(self, room_id: str, doc_name: str, locked: bool, by: str) -> None:
+        self.room_event(
+            room_id, {"kind": "doc_locked", "doc": doc_name, "locked": locked, "by": by}
+        )
+
     def room_event(self, room_id: str, event: dict[str, Any]) -> None:
         """A room event (e.g. a doc locked) for every socket of the room, on every node."""
         frame = {"t": "event", **event}
         room = self.rooms.get(room_id)
         if room is not None:
-            room.send_all(protocol.encode(frame))
+            room.event(frame)
         self.publish(f"room:{room_id}", "event", frame)
 
     # --- bus ---
 
     def publish(self, topic: str, kind: str, body: dict[str, Any]) -> None:
-        self._out.put_nowait((None, topic, kind, msgpack.packb(body, use_bin_type=True)))
+        self.outbox.publish(topic, kind, _pack(body))
 
-    def send_to(self, node: NodeId, topic: str, kind: str, body: dict[str, Any]) -> None:
-        self._out.put_nowait((node, topic, kind, msgpack.packb(body, use_bin_type=True)))
-
-    async def _send_loop(self) -> None:
-        while True:
-            target, topic, kind, payload = await self._out.get()
-            try:
-                if target is None:
-                    await self.bus.publish(topic, kind, payload)
-                else:
-                    await self.bus.send_to(target, topic, kind, payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("room bus send failed (%s); resync after reconnect", type(exc).__name__)
+    async def _since(self, room_id: str, seq: int) -> list[dict[str, Any]]:
+        return [m.to_wire() for m in await self.chat.since(room_id, seq)]
 
     async def _on_bus(self, topic: str, env: Envelope) -> None:
         room = self.rooms.get(topic.removeprefix("room:"))
-        if room is None:
+        handler = self._handlers.get(env.kind)
+        if room is None or handler is None:
             return
         try:
             body = msgpack.unpackb(env.payload, raw=False, max_bin_len=0)
             if not isinstance(body, dict):
                 raise ValueError("not a map")
-            self._handle(room, env, body)
+            handler(room, env.origin, body)
         except Exception as exc:
             log.warning("dropped a %s from node %s on %s: %s", env.kind, env.origin, topic, exc)
 
-    def _handle(self, room: LiveRoom, env: Envelope, body: dict[str, Any]) -> None:
-        kind = env.kind
-        if kind == "chat":
-            room.accept(body)
-        elif kind == "mute":
-            user = str(body["user"])
-            if body.get("muted"):
-                room.muted.add(user)
-            else:
-                room.muted.discard(user)
-            room.send_all(protocol.encode({"t": "muted", **body}), presence_only=True)
-        elif kind == "event":
-            room.send_all(protocol.encode(body))
-        elif kind == "p_join":
-            room.remote_nodes.add(env.origin)
-            room.send_presence(room.presence.join(Meta.from_record(body, env.origin)))
-        elif kind == "p_leave":
-            meta = room.presence.get(str(body.get("conn")))
-            if meta is not None and meta.node == env.origin:
-                room.send_presence(room.presence.leave(meta.conn))
-        elif kind == "p_sync":
-            mine = [m.record() for m in room.presence.of_node(self.node_id)]
-            self.send_to(env.origin, room.topic, "p_state", {"metas": mine})
-        elif kind == "p_state":
-            room.remote_nodes.add(env.origin)
-            metas = [Meta.from_record(r, env.origin) for r in body.get("metas", [])]
-            room.send_presence(room.presence.replace_node(env.origin, metas))
-
     # --- resilience ---
 
+    def _presence_nodes(self) -> set[NodeId]:
+        return {NodeId(n) for room in self.rooms.values() for n in room.presence.nodes()}
+
+    def _purge(self, dead: set[NodeId]) -> None:
+        for room in self.rooms.values():
+            for node in dead:
+                room.node_gone(node)
+
     async def _after_reconnect(self) -> None:
-        for room in list(self.rooms.values()):
+        for room in self.rooms.values():
             self.publish(room.topic, "p_sync", {})
             await room.catch_up()
 
     async def _catch_up_loop(self) -> None:
         while True:
             await asyncio.sleep(CATCH_UP_EVERY_S)
-            for room in list(self.rooms.values()):
+            for room in self.rooms.values():
                 if room.conns:
                     await room.catch_up()
 
-    async def _liveness_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.node_heartbeat_s)
-            try:
-                suspects = {
-                    NodeId(n) for room in self.rooms.values() for n in room.presence.nodes()
-                }
-                suspects.discard(self.node_id)
-                if not suspects:
-                    continue
-                dead = suspects - await self.bus.alive(suspects)
-                for room in self.rooms.values():
-                    for node in dead:
-                        room.send_presence(room.presence.purge_node(node))
-                        room.remote_nodes.discard(node)
-            except Exception:
-                log.exception("presence liveness check failed")
+
+def _pack(body: dict[str, Any]) -> bytes:
+    return msgpack.packb(body, use_bin_type=True)

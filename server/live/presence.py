@@ -79,9 +79,6 @@ class PresenceTable:
     def __len__(self) -> int:
         return len(self._by_conn)
 
-    def users(self) -> set[str]:
-        return {m.user_id for m in self._by_conn.values()}
-
     def get(self, conn: str) -> Meta | None:
         return self._by_conn.get(conn)
 

@@ -13,6 +13,10 @@ is not delivered yet, otherwise sent at once (clients keep the highest version).
 A socket that joins reads its history from the database *after* it is attached, and
 queues what the room delivers meanwhile; once its hello is sent the queue is flushed,
 skipping the seqs its history already had. No message is missed or shown twice.
+
+A LiveRoom owns its state: the hub (live/hub.py) and the endpoint (api/live.py) speak
+to it through intent methods (``loaded``, ``accept``, ``set_muted``, ``gate``, the
+presence calls), and it reaches the rest of the node only through its ``RoomPort``.
 """
 
 from __future__ import annotations
@@ -21,20 +25,31 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from server.live import protocol
 from server.live.presence import Meta, PresenceTable
-from server.rooms.limits import TokenBucket
-from server.rooms.peer import Peer
-from server.types import RoomAccess
-
-if TYPE_CHECKING:
-    from server.live.hub import LiveHub
+from server.transport.limits import TokenBucket
+from server.types import PeerHandle, RoomAccess
 
 log = logging.getLogger(__name__)
 
 GAP_WAIT_S = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPort:
+    """All a room channel needs from its node."""
+
+    node_id: str
+    #: (topic, kind, body): to the other nodes holding this room (never awaited).
+    publish: Callable[[str, str, dict[str, Any]], None]
+    #: (room id, seq) → the stored messages after ``seq``, as wire dicts, in seq order.
+    since: Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+    chat_per_minute: float
+    chat_burst: float
 
 
 class LiveConn:
@@ -53,7 +68,13 @@ class LiveConn:
     )
 
     def __init__(
-        self, peer: Peer, conn_id: str, user_id: str, name: str, role: str, access: RoomAccess
+        self,
+        peer: PeerHandle,
+        conn_id: str,
+        user_id: str,
+        name: str,
+        role: str,
+        access: RoomAccess,
     ) -> None:
         self.peer = peer
         self.conn_id = conn_id
@@ -93,8 +114,8 @@ class LiveConn:
 
 
 class LiveRoom:
-    def __init__(self, hub: LiveHub, room_id: str) -> None:
-        self.hub = hub
+    def __init__(self, port: RoomPort, room_id: str) -> None:
+        self.port = port
         self.room_id = room_id
         self.topic = f"room:{room_id}"
         self.conns: dict[str, LiveConn] = {}
@@ -103,11 +124,24 @@ class LiveRoom:
         self.buffer: dict[int, dict[str, Any]] = {}
         self.muted: set[str] = set()
         self.buckets: dict[str, TokenBucket] = {}
-        self.loading: asyncio.Task[None] | None = None
         self.ready = False
-        self.unload_task: asyncio.Task[None] | None = None
+        self._early_mutes: list[tuple[str, bool]] = []
         self._gap_task: asyncio.Task[None] | None = None
-        self.remote_nodes: set[str] = set()
+
+    # --- loading ---
+
+    def loaded(self, last_seq: int, muted: set[str]) -> None:
+        """Where the room stands in the database (read after subscribing to its topic)."""
+        self.muted = set(muted)
+        for user, is_muted in self._early_mutes:  # relayed while we read: newer
+            (self.muted.add if is_muted else self.muted.discard)(user)
+        self._early_mutes.clear()
+        # Messages relayed while we read are in the buffer; those up to `last_seq` are old.
+        self.next_seq = max(self.next_seq, last_seq + 1)
+        for seq in [s for s in self.buffer if s <= last_seq]:
+            del self.buffer[seq]
+        self.ready = True
+        self._drain()
 
     # --- sending to local sockets ---
 
@@ -119,11 +153,44 @@ class LiveRoom:
                 continue
             conn.peer.send(frame)
 
-    def send_presence(self, diff: dict[str, Any] | None) -> None:
+    def event(self, frame: dict[str, Any]) -> None:
+        """A room event (``{"t": "event", ...}``) for this node's sockets."""
+        self.send_all(protocol.encode(frame))
+
+    def _send_presence(self, diff: dict[str, Any] | None) -> None:
         if diff is not None:
             self.send_all(protocol.encode(diff), presence_only=True)
 
     # --- chat, in seq order ---
+
+    def gate(self, conn: LiveConn, raw: str) -> str | tuple[str, float | None]:
+        """The one check before a post or an edit, in this order: muted, then the text,
+        then the rate (a refused text spends no token). Returns the cleaned text, or the
+        error (code, retry_after)."""
+        if conn.user_id in self.muted:
+            return ("muted", None)
+        text = protocol.clean_text(raw)
+        if not text:
+            return ("empty", None)
+        if len(text) > protocol.MESSAGE_CHARS:
+            return ("too_long", None)
+        bucket = self._chat_bucket(conn.user_id)
+        if not bucket.take(time.monotonic()):
+            return ("rate_limited", round(1 / bucket.rate, 1))
+        return text
+
+    def _chat_bucket(self, user_id: str) -> TokenBucket:
+        bucket = self.buckets.get(user_id)
+        if bucket is None:
+            port = self.port
+            bucket = TokenBucket(port.chat_per_minute / 60, port.chat_burst, time.monotonic())
+            self.buckets[user_id] = bucket
+        return bucket
+
+    def posted(self, message: dict[str, Any]) -> None:
+        """A message stored by this node (new, edited or deleted): deliver, relay."""
+        self.accept(message)
+        self.port.publish(self.topic, "chat", message)
 
     def accept(self, message: dict[str, Any]) -> None:
         """A message (new, edited or deleted), from this node or another."""
@@ -160,28 +227,40 @@ class LiveRoom:
     async def catch_up(self) -> None:
         """Deliver what the database has past ``next_seq`` (lost or late bus messages)."""
         try:
-            missing = await self.hub.chat.since(self.room_id, self.next_seq - 1)
+            missing = await self.port.since(self.room_id, self.next_seq - 1)
         except Exception:
             log.warning("chat catch-up failed for %s; will retry", self.room_id)
             return
-        for msg in missing:
-            self.accept(msg.to_wire())
+        for message in missing:
+            self.accept(message)
 
-    # --- presence ---
+    # --- moderation ---
+
+    def set_muted(self, user: str, muted: bool, by: str, *, relay: bool) -> None:
+        """A student (un)muted — here (``relay``: tell the other nodes) or on another node."""
+        if not self.ready:
+            self._early_mutes.append((user, muted))
+        (self.muted.add if muted else self.muted.discard)(user)
+        body = {"user": user, "muted": muted, "by": by}
+        self.send_all(protocol.encode({"t": "muted", **body}), presence_only=True)
+        if relay:
+            self.port.publish(self.topic, "mute", body)
+
+    # --- presence: this node's connections ---
 
     def join_presence(self, conn: LiveConn) -> None:
         if not conn.sees_presence:
             return
         meta = Meta(
             conn.conn_id,
-            self.hub.node_id,
+            self.port.node_id,
             conn.user_id,
             conn.user_name,
             conn.user_role,
             time.time(),
         )
-        self.send_presence(self.presence.join(meta))
-        self.hub.publish(self.topic, "p_join", meta.record())
+        self._send_presence(self.presence.join(meta))
+        self.port.publish(self.topic, "p_join", meta.record())
 
     def update_presence(self, conn: LiveConn, doc: str | None, typing: bool) -> None:
         """Apply at most PRESENCE_PER_SECOND updates a second; coalesce the rest."""
@@ -203,38 +282,44 @@ class LiveRoom:
     def _apply_presence(self, conn: LiveConn, doc: str | None, typing: bool) -> None:
         diff = self.presence.update(conn.conn_id, doc, typing)
         if diff is not None:
-            self.send_presence(diff)
+            self._send_presence(diff)
             meta = self.presence.get(conn.conn_id)
             if meta is not None:
-                self.hub.publish(self.topic, "p_join", meta.record())
+                self.port.publish(self.topic, "p_join", meta.record())
 
     def leave_presence(self, conn: LiveConn) -> None:
         diff = self.presence.leave(conn.conn_id)
         if diff is not None:
-            self.send_presence(diff)
-            self.hub.publish(self.topic, "p_leave", {"conn": conn.conn_id})
+            self._send_presence(diff)
+            self.port.publish(self.topic, "p_leave", {"conn": conn.conn_id})
+
+    # --- presence: other nodes' connections ---
+
+    def remote_joined(self, meta: Meta) -> None:
+        self._send_presence(self.presence.join(meta))
+
+    def remote_left(self, conn_id: str, node: str) -> None:
+        meta = self.presence.get(conn_id)
+        if meta is not None and meta.node == node:
+            self._send_presence(self.presence.leave(conn_id))
+
+    def remote_state(self, node: str, metas: list[Meta]) -> None:
+        self._send_presence(self.presence.replace_node(node, metas))
+
+    def node_gone(self, node: str) -> None:
+        self._send_presence(self.presence.purge_node(node))
+
+    def own_metas(self) -> list[dict[str, Any]]:
+        return [m.record() for m in self.presence.of_node(self.port.node_id)]
 
     # --- membership of the room object ---
 
     def attach(self, conn: LiveConn) -> None:
-        if self.unload_task is not None:
-            self.unload_task.cancel()
-            self.unload_task = None
         self.conns[conn.conn_id] = conn
 
     def detach(self, conn: LiveConn) -> None:
         if self.conns.pop(conn.conn_id, None) is not None:
             self.leave_presence(conn)
-
-    def chat_bucket(self, user_id: str) -> TokenBucket:
-        bucket = self.buckets.get(user_id)
-        if bucket is None:
-            settings = self.hub.settings
-            bucket = TokenBucket(
-                settings.chat_messages_per_minute / 60, settings.chat_burst, time.monotonic()
-            )
-            self.buckets[user_id] = bucket
-        return bucket
 
     async def close(self) -> None:
         if self._gap_task is not None:

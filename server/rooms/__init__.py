@@ -1,7 +1,6 @@
-"""Rooms, their live docs, and the registry that loads and unloads them."""
+"""Docs held in memory: the registry (hot path, origins), relay to other nodes, residency."""
 
 from server.rooms.livedoc import DocLoadError, LiveDoc
-from server.rooms.peer import Peer, PeerState
 from server.rooms.registry import RoomRegistry
 
-__all__ = ["DocLoadError", "LiveDoc", "Peer", "PeerState", "RoomRegistry"]
+__all__ = ["DocLoadError", "LiveDoc", "RoomRegistry"]

@@ -2,26 +2,20 @@
 
 A LiveDoc is created LOADING and becomes READY once its snapshot and update log are
 applied; only then does any socket attach. A load that fails leaves it FAILED and it is
-dropped from the registry: it is never served empty, so nothing empty can be written
+dropped (rooms/residency.py): it is never served empty, so nothing empty can be written
 over the real doc. After its last socket leaves it is flushed, compacted and GONE.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
 
 from pycrdt import Doc
 
 from server.sync.awareness import AwarenessTable
 from server.sync.replica import Replica
 from server.sync.session import DocSession
-from server.types import NodeId
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from server.rooms.peer import Peer
+from server.types import NodeId, PeerHandle
 
 
 class DocLoadError(RuntimeError):
@@ -41,7 +35,7 @@ class LiveDoc:
         "bus_updates",
         "compacting",
         "doc",
-        "loading",
+        "key",
         "locked",
         "log_size",
         "name",
@@ -52,17 +46,17 @@ class LiveDoc:
         "sessions",
         "state",
         "topic",
-        "unload_task",
     )
 
     def __init__(self, room_id: str, name: str) -> None:
         self.room_id = room_id
         self.name = name
-        self.topic = f"doc:{room_id}/{name}"
+        self.key = (room_id, name)
+        self.topic = self.topic_of(room_id, name)
         self.replica = Replica()
         self.doc: Doc = self.replica.doc
         self.awareness = AwarenessTable()
-        self.sessions: dict[Peer, DocSession] = {}
+        self.sessions: dict[PeerHandle, DocSession] = {}
         self.state = DocState.LOADING
         self.locked = False
         #: Updates in the database log not yet folded into the snapshot (this node's view).
@@ -74,8 +68,10 @@ class LiveDoc:
         #: this replica last secured its state in the log (see rooms/relay.py).
         self.peer_nodes: set[NodeId] = set()
         self.bus_updates = 0
-        self.loading: asyncio.Task[None] | None = None
-        self.unload_task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def topic_of(room_id: str, name: str) -> str:
+        return f"doc:{room_id}/{name}"
 
     def __repr__(self) -> str:
         return f"<LiveDoc {self.room_id}/{self.name} {self.state.value} {len(self.sessions)}>"
@@ -84,19 +80,19 @@ class LiveDoc:
     def ready(self) -> bool:
         return self.state is DocState.READY
 
-    def attach(self, peer: Peer) -> DocSession:
+    def attach(self, peer: PeerHandle) -> DocSession:
         if self.state is not DocState.READY:
             raise DocLoadError(f"doc is {self.state.value}")
         session = DocSession(self.replica, self.awareness)
         self.sessions[peer] = session
         return session
 
-    def detach(self, peer: Peer) -> bytes | None:
-        """Forget a socket; return the awareness frame removing its clients, if any."""
+    def detach(self, peer: PeerHandle) -> bytes | None:
+        """Forget a socket; return the awareness update removing its clients, if any."""
         session = self.sessions.pop(peer, None)
         return session.closing() if session is not None else None
 
-    def fan_out(self, frame: bytes, exclude: Peer | None = None) -> None:
+    def fan_out(self, frame: bytes, exclude: PeerHandle | None = None) -> None:
         for peer in self.sessions:
             if peer is not exclude:
                 peer.send(frame)

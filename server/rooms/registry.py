@@ -1,19 +1,22 @@
-"""The room registry: loads docs on first join, unloads them when idle — theory of operation.
+"""The room registry: the docs this node holds, and the hot path — theory of operation.
 
-``open`` returns a READY LiveDoc, loading it once however many sockets ask at the same
-time (they await the same task). ``frame`` is the hot path: one socket's frame goes
-through its DocSession once; the resulting update is fanned out as the same bytes to
-every other local socket, queued for the database (write-behind, group commit) and
-queued for the bus. Nothing there awaits.
+``open`` returns a READY LiveDoc, loaded once however many sockets ask at the same time
+(``rooms/residency.py`` runs the load and, after the last socket leaves and
+``doc_unload_delay_s`` passes, the unload: secure, flush, compact, unsubscribe).
 
-When the last socket leaves, an unload task waits ``doc_unload_delay_s`` (a reload or a
-reconnect keeps the doc warm), flushes the writer, folds the log into a snapshot, and
-removes the doc — unless somebody joined meanwhile. If the flush fails the doc stays in
-memory and the unload is retried: a doc is never dropped with unsaved updates.
+``frame`` is the hot path: one socket's frame goes through its DocSession once; an
+update it carries enters the doc through ``integrate``, the one place that decides by
+its origin (``UpdateOrigin``) what happens to it:
 
-Update origins are typed (``UpdateOrigin``): CLIENT updates are stored and published;
-BUS updates (another node stored them) are applied and fanned out only (rooms/relay.py);
-STORE updates are only applied.
+- CLIENT (a socket here): the session applied it (it had to read the doc to decide);
+  the same bytes go to every other local socket, to the write-behind queue (group
+  commit) and to the bus outbox. Nothing awaits.
+- BUS (another node's client, or an anti-entropy diff): applied and fanned out locally,
+  never stored here — that node stored it (see rooms/relay.py for the one exception).
+- STORE (the database, at load): applied only.
+
+If a flush fails the doc stays in memory and the unload is retried: a doc is never
+dropped with unsaved updates.
 """
 
 from __future__ import annotations
@@ -26,18 +29,23 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from server.bus.base import Bus
+from server.bus.outbox import Outbox
+from server.bus.watch import NodeWatch
 from server.config import Settings
 from server.persistence.docs import StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
-from server.rooms.peer import CLOSE_RESTART, Peer
 from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay
-from server.sync.messages import awareness_frame
+from server.rooms.residency import Residency
+from server.sync.messages import awareness_frame, update_frame
 from server.sync.session import DocSession, Outcome
-from server.types import DocAccess
+from server.transport.codes import Close
+from server.types import DocAccess, PeerHandle, UpdateOrigin
 
 log = logging.getLogger(__name__)
+
+#: (room id, doc name, locked, by whom) — a lock changed here or on another node.
+LockHook = Callable[[str, str, bool, str], None]
 
 
 class DocStoreLike(Protocol):
@@ -51,11 +59,13 @@ class DocStoreLike(Protocol):
 
 
 class RoomRegistry:
-    def __init__(self, settings: Settings, store: DocStoreLike, bus: Bus) -> None:
+    def __init__(
+        self, settings: Settings, store: DocStoreLike, outbox: Outbox, watch: NodeWatch
+    ) -> None:
         self.settings = settings
         self.store = store
-        self.bus = bus
-        self.docs: dict[tuple[str, str], LiveDoc] = {}
+        self.outbox = outbox
+        self.bus = outbox.bus
         self.writer = UpdateWriter(
             store,
             interval_s=settings.flush_interval_ms / 1000,
@@ -65,7 +75,13 @@ class RoomRegistry:
         #: Called with (room_id, doc_name, state vector) when everything this node received
         #: for a doc is in the database (the room channel tells clients: "Enregistré").
         self.on_saved: Callable[[str, str, bytes], None] | None = None
-        self.relay = Relay(bus, self.docs, self.writer)
+        #: Called when a doc's lock changes, here or on another node holding the doc.
+        self.on_lock: LockHook | None = None
+        self.relay = Relay(self)
+        self.docs: Residency[tuple[str, str], LiveDoc] = Residency(
+            self.bus, self.relay.on_message, self, delay_s=settings.doc_unload_delay_s
+        )
+        watch.watch(self.relay.suspects, self.relay.purge)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self.closing = False
@@ -76,21 +92,18 @@ class RoomRegistry:
         self.writer.start()
         self.bus.on_reconnect(self.relay.ask_peers_all)
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self.relay.run(), name="bus-relay"),
-            loop.create_task(self._sweep_loop(), name="awareness-sweeper"),
-            loop.create_task(self._liveness_loop(), name="node-liveness"),
-        ]
+        self._tasks = [loop.create_task(self._sweep_loop(), name="awareness-sweeper")]
         if self.settings.antientropy_interval_s > 0:
             self._tasks.append(loop.create_task(self._antientropy_loop(), name="anti-entropy"))
 
     async def close(self, grace_s: float) -> bool:
         """Close every socket with 1012, flush every pending write. True if all written."""
         self.closing = True
-        for live in list(self.docs.values()):
+        for live in self.docs.values():
             for peer in list(live.sessions):
-                peer.close(CLOSE_RESTART, "server restarting")
+                peer.close(Close.RESTART, "server restarting")
             self.relay.secure(live)
+        await self.docs.close()
         ok = await self.writer.close(grace_s)
         for task in [*self._tasks, *self._background]:
             task.cancel()
@@ -111,96 +124,106 @@ class RoomRegistry:
         """Return the loaded doc, loading it if needed. Raises DocLoadError."""
         if self.closing:
             raise DocLoadError("server is shutting down")
-        key = (room_id, doc_name)
-        live = self.docs.get(key)
-        if live is None:
-            live = LiveDoc(room_id, doc_name)
-            self.docs[key] = live
-            live.loading = self._spawn(self._load(live), name=f"load {live.topic}")
-        assert live.loading is not None
         try:
-            await asyncio.shield(live.loading)
+            return await self.docs.open((room_id, doc_name), lambda: LiveDoc(room_id, doc_name))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise DocLoadError("document unavailable, retry later") from exc
-        return live
 
-    async def _load(self, live: LiveDoc) -> None:
-        try:
-            # Subscribe first, so nothing published after our read of the database is
-            # missed; anti-entropy below covers what peers hold but have not stored yet.
-            await self.bus.subscribe(live.topic, self.relay.on_message)
-            stored = await self.store.load(live.room_id, live.name)
-            # One merged update, never the log one by one: the log can be out of causal
-            # order (several nodes append), which pycrdt mishandles (see sync/replica.py).
-            whole = stored.as_update()
-            if whole is not None:
-                live.replica.apply(whole)
-            live.locked = stored.locked
-            live.log_size = len(stored.updates)
-        except BaseException:
-            live.state = DocState.FAILED
-            self.docs.pop((live.room_id, live.name), None)
-            with contextlib.suppress(Exception):
-                await self.bus.unsubscribe(live.topic)
-            log.exception("load failed for %s; it will not be served", live.topic)
-            raise
-        live.state = DocState.READY
-        self.relay.ask_peers(live)
-
-    def join(self, live: LiveDoc, peer: Peer) -> DocSession:
-        if live.unload_task is not None:
-            live.unload_task.cancel()
-            live.unload_task = None
+    def join(self, live: LiveDoc, peer: PeerHandle) -> DocSession:
         session = live.attach(peer)
-        peer.joined()
         for frame in session.opening():
             peer.send(frame)
         return session
 
-    def leave(self, live: LiveDoc, peer: Peer) -> None:
+    def leave(self, live: LiveDoc, peer: PeerHandle) -> None:
         gone = live.detach(peer)
         if gone is not None:
-            live.fan_out(gone)
-            self.relay.publish(live.topic, KIND_AWARENESS, _payload(gone))
-        if not live.sessions and live.state is DocState.READY and not self.closing:
-            self._schedule_unload(live)
+            live.fan_out(awareness_frame(gone))
+            self.outbox.publish(live.topic, KIND_AWARENESS, gone)
+        if live.ready and not self.closing:
+            self.docs.release(live.key, live)
 
-    def _schedule_unload(self, live: LiveDoc) -> None:
-        if live.unload_task is None:
-            live.unload_task = self._spawn(self._unload(live), name=f"unload {live.topic}")
+    # --- the residency keeper (rooms/residency.py) ---
 
-    async def _unload(self, live: LiveDoc) -> None:
-        delay = self.settings.doc_unload_delay_s
-        try:
-            while True:
-                await asyncio.sleep(delay)
-                if live.sessions:
-                    return
-                self.relay.secure(live)
-                if not await self.writer.flush(timeout=30):
-                    log.warning("unload of %s postponed: writes pending", live.topic)
-                    delay = max(delay, 5.0)
-                    continue
-                if live.log_size > 0 and not live.compacting:
-                    await self._compact(live)
-                if live.sessions:
-                    return  # somebody came back while we flushed: keep serving
-                # Unsubscribe while the doc is still registered, so that a join arriving
-                # meanwhile finds this replica (and we subscribe again) instead of loading
-                # a second one whose subscription our unsubscribe would then cancel.
-                await self.bus.unsubscribe(live.topic)
-                if live.sessions:
-                    await self.bus.subscribe(live.topic, self.relay.on_message)
-                    self.relay.ask_peers(live)  # what the bus carried while we were off
-                    return
-                self.docs.pop((live.room_id, live.name), None)
-                live.state = DocState.GONE
-                return
-        finally:
-            if live.unload_task is asyncio.current_task():
-                live.unload_task = None
+    def in_use(self, live: LiveDoc) -> bool:
+        return bool(live.sessions)
+
+    async def load(self, live: LiveDoc) -> None:
+        stored = await self.store.load(live.room_id, live.name)
+        # One merged update, never the log one by one: the log can be out of causal
+        # order (several nodes append), which pycrdt mishandles (see sync/replica.py).
+        whole = stored.as_update()
+        if whole is not None:
+            self.integrate(live, whole, UpdateOrigin.STORE)
+        live.locked = stored.locked
+        live.log_size = len(stored.updates)
+
+    def loaded(self, live: LiveDoc) -> None:
+        live.state = DocState.READY
+        self.relay.ask_peers(live)  # what the other nodes hold and have not stored yet
+
+    def failed(self, live: LiveDoc) -> None:
+        live.state = DocState.FAILED
+        log.exception("load failed for %s; it will not be served", live.topic)
+
+    async def settle(self, live: LiveDoc) -> bool:
+        self.relay.secure(live)
+        if not await self.writer.flush(timeout=30):
+            return False
+        if live.log_size > 0 and not live.compacting:
+            await self._compact(live)
+        return True
+
+    async def resumed(self, live: LiveDoc) -> None:
+        self.relay.ask_peers(live)  # what the bus carried while we were unsubscribed
+
+    async def gone(self, live: LiveDoc) -> None:
+        live.state = DocState.GONE
+
+    # --- the hot path ---
+
+    def frame(self, live: LiveDoc, peer: PeerHandle, session: DocSession, data: bytes) -> Outcome:
+        """Handle one client frame. Raises ProtocolError (close 4400)."""
+        access = peer.access
+        writable = access is not None and access.doc_access(live.locked) is DocAccess.WRITE
+        out = session.receive(data, writable=writable, now=time.monotonic())
+        for reply in out.reply:
+            peer.send(reply)
+        if out.update is not None:
+            self.integrate(live, out.update, UpdateOrigin.CLIENT, out.broadcast, peer)
+        if out.awareness is not None:
+            assert out.awareness_payload is not None
+            live.fan_out(out.awareness)
+            if live.remote:
+                for cid in session.owned:
+                    live.remote.pop(cid, None)  # a client that moved here is ours now
+            self.outbox.publish(live.topic, KIND_AWARENESS, out.awareness_payload)
+        return out
+
+    def integrate(
+        self,
+        live: LiveDoc,
+        update: bytes,
+        origin: UpdateOrigin,
+        frame: bytes | None = None,
+        sender: PeerHandle | None = None,
+    ) -> None:
+        """The one way an update enters a live doc (see the module's docstring)."""
+        if origin is UpdateOrigin.CLIENT:
+            live.fan_out(frame or update_frame(update), exclude=sender)
+            self.writer.enqueue(live.room_id, live.name, update)
+            self.outbox.publish(live.topic, KIND_UPDATE, update)
+            live.log_size += 1
+            if live.log_size >= self.settings.compact_after_updates and not live.compacting:
+                live.compacting = True  # claimed now; _compact sets it again
+                self._spawn(self._compact(live), name=f"compact {live.topic}")
+            return
+        live.replica.apply(update)
+        if origin is UpdateOrigin.BUS:
+            live.bus_updates += 1
+            live.fan_out(frame or update_frame(update))
 
     async def _compact(self, live: LiveDoc) -> None:
         live.compacting = True
@@ -225,37 +248,31 @@ class RoomRegistry:
     def saved_states(self, room_id: str) -> dict[str, bytes]:
         """doc name → state vector, for this room's loaded docs with nothing pending."""
         return {
-            name: live.doc.get_state()
-            for (room, name), live in self.docs.items()
-            if room == room_id and live.ready and not self.writer.pending_for(room, name)
+            live.name: live.doc.get_state()
+            for live in self.docs.values()
+            if live.room_id == room_id
+            and live.ready
+            and not self.writer.pending_for(room_id, live.name)
         }
 
-    # --- the hot path ---
+    # --- locks ---
 
-    def frame(self, live: LiveDoc, peer: Peer, session: DocSession, data: bytes) -> Outcome:
-        """Handle one client frame. Raises ProtocolError (close 4400)."""
-        access = peer.access
-        writable = access is not None and access.doc_access(live.locked) is DocAccess.WRITE
-        out = session.receive(data, writable=writable, now=time.monotonic())
-        for reply in out.reply:
-            peer.send(reply)
-        if out.update is not None:
-            assert out.broadcast is not None
-            live.fan_out(out.broadcast, exclude=peer)
-            self.writer.enqueue(live.room_id, live.name, out.update)
-            self.relay.publish(live.topic, KIND_UPDATE, out.update)
-            live.log_size += 1
-            if live.log_size >= self.settings.compact_after_updates and not live.compacting:
-                live.compacting = True  # claimed now; _compact sets it again
-                self._spawn(self._compact(live), name=f"compact {live.topic}")
-        if out.awareness is not None:
-            assert out.awareness_payload is not None
-            live.fan_out(out.awareness)
-            if live.remote:
-                for cid in session.owned:
-                    live.remote.pop(cid, None)  # a client that moved here is ours now
-            self.relay.publish(live.topic, KIND_AWARENESS, out.awareness_payload)
-        return out
+    async def set_locked(self, room_id: str, doc_name: str, locked: bool, by: str) -> None:
+        """Store the lock, apply it here and on every node holding the doc, and tell the
+        room (``on_lock``: the room channel's ``doc_locked`` event).
+
+        Two bus messages, for two audiences that differ when a room's sockets are split
+        over nodes: the nodes holding the doc (its topic: their students lose write
+        access now) and the nodes holding the room channel (the room's topic: the
+        clients show the lock). With the balancer's room affinity both are one node.
+        """
+        await self.store.set_locked(room_id, doc_name, locked)
+        live = self.docs.get((room_id, doc_name))
+        if live is not None:
+            live.locked = locked
+        self.outbox.publish(LiveDoc.topic_of(room_id, doc_name), KIND_LOCK, bytes((locked,)))
+        if self.on_lock is not None:
+            self.on_lock(room_id, doc_name, locked, by)
 
     # --- housekeeping ---
 
@@ -264,18 +281,10 @@ class RoomRegistry:
         while True:
             await asyncio.sleep(max(1.0, timeout / 6))
             now = time.monotonic()
-            for live in list(self.docs.values()):
+            for live in self.docs.values():
                 gone = live.awareness.expire(now, timeout)
                 if gone is not None:
                     live.fan_out(awareness_frame(gone))
-
-    async def _liveness_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.node_heartbeat_s)
-            try:
-                await self.relay.purge_dead_nodes()
-            except Exception:
-                log.exception("liveness check failed")
 
     async def _antientropy_loop(self) -> None:
         interval = self.settings.antientropy_interval_s
@@ -283,26 +292,3 @@ class RoomRegistry:
             # Jittered, so the nodes of a cluster do not all ask at the same instant.
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))
             self.relay.ask_peers_all()
-
-    async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None:
-        await self.store.set_locked(room_id, doc_name, locked)
-        live = self.docs.get((room_id, doc_name))
-        if live is not None:
-            live.locked = locked
-            self.relay.publish(live.topic, KIND_LOCK, b"\x01" if locked else b"\x00")
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "docs": len(self.docs),
-            "sockets": sum(len(d.sessions) for d in self.docs.values()),
-            "pending_writes": self.writer.pending,
-            "bus_dropped": self.relay.dropped,
-        }
-
-
-def _payload(frame: bytes) -> bytes:
-    """The awareness update inside an awareness frame built by sync/ (type byte, varint length)."""
-    i = 1
-    while frame[i] & 0x80:
-        i += 1
-    return frame[i + 1 :]

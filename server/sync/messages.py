@@ -169,7 +169,7 @@ def _decode_slow(frame: bytes) -> Message:
             raise ProtocolError(f"unknown sync message type {sub}")
     elif kind == YMessageType.AWARENESS:
         payload = r.bytes_()
-        msg = AwarenessMessage(payload, _decode_awareness(payload))
+        msg = AwarenessMessage(payload, decode_awareness(payload))
     elif kind == MSG_QUERY_AWARENESS:
         msg = QueryAwareness()
     else:
@@ -183,7 +183,8 @@ def _not_json(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
+def decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
+    """The entries of an awareness update (the payload of an awareness message)."""
     r = _Reader(payload)
     count = r.uint()
     if count > MAX_AWARENESS_CLIENTS:

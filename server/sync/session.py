@@ -19,7 +19,7 @@ Rules enforced here, once, for every frame:
 - **Decode once, encode once**: an update frame is broadcast as the very bytes received;
   a step-2 payload is wrapped once into an update frame. Empty updates go nowhere.
 - **Awareness ownership**: a socket speaks for the awareness client ids it set; when it
-  closes, those states are removed for everyone (``closing``).
+  closes, those states are removed for everyone (``closing`` returns that update).
 - Anything malformed, or an update pycrdt refuses, raises :class:`ProtocolError`.
 """
 
@@ -148,9 +148,10 @@ class DocSession:
         return out
 
     def closing(self) -> bytes | None:
-        """The awareness frame removing this socket's clients, for everyone left."""
+        """The awareness update removing this socket's clients, for everyone left (the
+        caller frames it for local sockets and publishes it as is to the other nodes)."""
         if not self.owned:
             return None
         payload = self.awareness.remove(self.owned)
         self.owned.clear()
-        return awareness_frame(payload) if payload is not None else None
+        return payload

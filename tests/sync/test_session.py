@@ -357,7 +357,7 @@ def test_closing_removes_what_the_socket_set(session: DocSession, table: Awarene
     session.receive(awareness_frame(awareness_update((6, 1, '{"u":2}'))), writable=True, now=0)
     removal = session.closing()
     assert removal is not None
-    msg = decode(removal)
+    msg = decode(awareness_frame(removal))
     assert isinstance(msg, AwarenessMessage)
     assert sorted((e.client_id, e.clock, e.state, e.raw) for e in msg.entries) == [
         (5, 3, None, "null"),
@@ -376,7 +376,7 @@ def test_closing_removal_is_understood_by_a_pycrdt_client(session: DocSession) -
     assert watcher.states[5] == {"u": 1}
     removal = session.closing()
     assert removal is not None
-    watcher.apply_awareness_update(decode(removal).payload, "server")  # type: ignore[union-attr]
+    watcher.apply_awareness_update(removal, "server")
     assert 5 not in watcher.states
 
 
@@ -486,7 +486,8 @@ def test_awareness_of_one_reaches_the_other(server: Doc, table: AwarenessTable) 
     bob.feed(out.awareness)  # type: ignore[arg-type]
     assert bob.awareness.states[2] == {"user": "alice"}
     removal = sa.closing()
-    bob.feed(removal)  # type: ignore[arg-type]
+    assert removal is not None
+    bob.feed(awareness_frame(removal))
     assert 2 not in bob.awareness.states
     # A newcomer after alice left does not see her.
     carol = Peer(4)

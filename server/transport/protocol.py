@@ -4,9 +4,11 @@ Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
 
 - **A synchronous send for the broadcast path.** Through ASGI, every frame to every
   socket is an awaited ``send`` — a task switch per socket per update, most of the
-  server's time in a classroom. The protocol puts itself in the scope
-  (``atelier.direct``) so that a peer can write a frame at once: ``send_now`` frames it
-  with the sans-I/O protocol and hands the bytes to the transport, no task, no await. It
+  server's time in a classroom. The ASGI ``send`` uvicorn hands the app is this
+  protocol's bound method, so the edge (``transport/edge.py``) finds the protocol behind
+  a socket without any scope key, and a peer can write a frame at once: ``send_now``
+  frames it with the sans-I/O protocol and hands the bytes to the transport, no task,
+  no await. It
   refuses (returns False) whenever the ordinary path must be used — before the handshake
   completes, once closing, and while the transport is paused for back-pressure — so
   ordering and flow control stay uvicorn's own.
@@ -25,6 +27,21 @@ import contextlib
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+#: The attributes of uvicorn's protocol this module relies on (uvicorn is pinned to a
+#: tested minor range in pyproject.toml; tests/unit/test_transport_protocol.py checks
+#: that they still exist, so an upgrade that renames one fails a test, not a classroom).
+UVICORN_ATTRIBUTES = (
+    "queue",
+    "writable",
+    "handshake_complete",
+    "close_sent",
+    "disconnected",
+    "transport",
+    "conn",
+    "request",
+    "response",
+)
 
 
 class _Queue:
@@ -98,12 +115,6 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         writable.set()
         self.writable = writable  # type: ignore[assignment]
 
-    def handle_connect(self, event):  # type: ignore[no-untyped-def]
-        super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        if scope is not None:
-            scope["atelier.direct"] = self
-
     async def send(self, message):  # type: ignore[no-untyped-def]
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
@@ -132,7 +143,3 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         conn.send_binary(data)
         self.transport.write(b"".join(conn.data_to_send()))
         return True
-
-    def buffered(self) -> int:
-        """Bytes written to the socket but not yet taken by the kernel."""
-        return self.transport.get_write_buffer_size()

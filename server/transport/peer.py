@@ -1,4 +1,4 @@
-"""A peer: one client socket as the rooms see it — theory of operation.
+"""A peer: one client socket, with its send queue — theory of operation.
 
 States (illegal transitions raise, they never guess)::
 
@@ -21,20 +21,10 @@ import logging
 from collections import deque
 from typing import Protocol
 
+from server.transport.codes import DISCARD_QUEUE, Close
 from server.types import RoomAccess, UserId
 
 log = logging.getLogger(__name__)
-
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_RESTART = 1012
-CLOSE_TRY_LATER = 1013
-CLOSE_BAD_FRAME = 4400
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 
 
 class Transport(Protocol):
@@ -123,9 +113,6 @@ class Peer:
     def open(self) -> bool:
         return self.state in (PeerState.AUTHORISED, PeerState.JOINED)
 
-    def start(self) -> None:
-        """Ready to send. (The writer task itself starts only when a frame must wait.)"""
-
     def _ensure_writer(self) -> None:
         if self._wake is None:
             self._wake = asyncio.Event()
@@ -141,7 +128,7 @@ class Peer:
         if not queue and self.state is PeerState.JOINED and self.transport.send_now(frame):
             return
         if len(queue) >= self.max_queue:
-            self.close(CLOSE_TRY_LATER, "too slow: reconnect to resync")
+            self.close(Close.TRY_LATER, "too slow: reconnect to resync")
             return
         if queue is _NO_QUEUE:
             queue = self._queue = deque()
@@ -157,12 +144,7 @@ class Peer:
             return
         self._to(PeerState.CLOSING)
         self.close_code = code
-        if self.state is PeerState.JOINED and code in (
-            CLOSE_TRY_LATER,
-            CLOSE_TOO_BIG,
-            CLOSE_POLICY,
-        ):
-            # A slow or abusive client: what is queued would only delay the close.
+        if self.state is PeerState.JOINED and code in DISCARD_QUEUE:
             self._queue.clear()
         self._close = (code, reason)
         self._ensure_writer()
@@ -198,14 +180,13 @@ class Peer:
                     return
                 if self._close is None:
                     return  # drained: the next frame that must wait starts a new writer
-                if self._close is not None:
-                    code, reason = self._close
-                    try:
-                        await self.transport.close(code, reason)
-                    finally:
-                        if self.state is not PeerState.CLOSED:
-                            self._to(PeerState.CLOSED)
-                    return
+                code, reason = self._close
+                try:
+                    await self.transport.close(code, reason)
+                finally:
+                    if self.state is not PeerState.CLOSED:
+                        self._to(PeerState.CLOSED)
+                return
         except Exception as exc:  # the socket went away under us
             log.debug("writer stopped: %s", type(exc).__name__)
             if self.state is not PeerState.CLOSED:

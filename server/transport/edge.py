@@ -1,0 +1,106 @@
+"""The outermost ASGI layer — theory of operation.
+
+Every request enters here, once. HTTP goes on to the Starlette application, with
+``X-Atelier-Node`` added to each response (operators see which node served a request
+behind the balancer; the tests check room affinity with it). WebSockets are routed
+here and only here: the application has no WebSocket routes. A socket's path is matched
+against ``SocketRoute``s (Starlette's own path syntax and matcher); the endpoint is
+called with one :class:`~server.transport.socket.ClientSocket` that carries everything
+the lower layers need (path parameters, the node header, the direct send path), and the
+application's context. An unknown socket path goes to the application, whose router
+refuses it.
+
+Socket endpoints are called directly, not through the framework's middleware and
+router: a socket lives for hours, and each of those layers keeps a coroutine frame alive
+for all that time (~4 KiB per idle socket), and wraps every frame sent (measured with
+py-spy, bench/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import compile_path
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from server.transport.codes import Close
+from server.transport.protocol import AtelierWebSocketProtocol
+from server.transport.socket import ClientSocket
+
+log = logging.getLogger(__name__)
+
+SocketEndpoint = Callable[[ClientSocket, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SocketRoute:
+    path: str
+    endpoint: SocketEndpoint
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return compile_path(self.path)[0]
+
+
+class Edge:
+    def __init__(self, app: Starlette, node_id: str, sockets: Sequence[SocketRoute] = ()) -> None:
+        self.app = app
+        self.state = app.state
+        self.header = (b"x-atelier-node", node_id.encode("latin-1", "replace"))
+        self._sockets = [(route.regex, route.endpoint) for route in sockets]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            return await self.app(scope, receive, self._named(send))
+        if kind == "websocket":
+            route = self._match(scope["path"])
+            if route is not None:
+                return await self._socket(scope, receive, send, *route)
+        return await self.app(scope, receive, send)
+
+    def _named(self, send: Send) -> Send:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        return send_with_header
+
+    def _match(self, path: str) -> tuple[SocketEndpoint, dict[str, str]] | None:
+        for regex, endpoint in self._sockets:
+            m = regex.match(path)
+            if m is not None:
+                return endpoint, m.groupdict()
+        return None
+
+    async def _socket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        endpoint: SocketEndpoint,
+        params: dict[str, str],
+    ) -> None:
+        scope["app"] = self.app
+        scope["path_params"] = params
+        # Under `atelier serve`, uvicorn's send is our protocol's bound method: the
+        # direct path. Elsewhere (another server, a test client) sends are awaited.
+        owner = getattr(send, "__self__", None)
+        direct = owner if isinstance(owner, AtelierWebSocketProtocol) else None
+        ws = WebSocket(scope, receive, send)
+        sock = ClientSocket(ws, params, send, node_header=self.header, direct=direct)
+        try:
+            await endpoint(sock, self.state.ctx)
+        except Exception:
+            log.exception("socket endpoint failed on %s", scope["path"])
+            with contextlib.suppress(Exception):
+                await ws.close(Close.INTERNAL, "internal error")

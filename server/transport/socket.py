@@ -1,0 +1,118 @@
+"""A client WebSocket as the endpoints see it, made once by the edge.
+
+``ClientSocket`` is the one typed object handed from the ASGI edge to an endpoint: the
+path parameters, what the handshake said (Origin, Host, the ``token`` query parameter),
+and the three ways out — ``send_now`` (the direct path of ``transport/protocol.py``, no
+await), ``send`` (the server's own ASGI ``send``, skipping the framework's per-message
+wrappers) and ``close``. It is the ``Transport`` a :class:`~server.transport.peer.Peer`
+writes to.
+
+``frames`` is the one place a client's messages are read: it yields binary frames and
+stops — after closing the socket with the contract's code — on a text frame (4400), on
+a flood past the per-socket token bucket (1008), or when the client is gone. Oversized
+frames never reach it: uvicorn closes them with 1009 (``ws_max_size``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from starlette.types import Send
+from starlette.websockets import WebSocket
+
+from server.transport.codes import Close
+from server.transport.limits import TokenBucket
+
+if TYPE_CHECKING:
+    from server.transport.peer import Peer
+    from server.transport.protocol import AtelierWebSocketProtocol
+
+log = logging.getLogger(__name__)
+
+
+class ClientSocket:
+    __slots__ = ("_direct", "_node_header", "_send", "params", "ws")
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        params: dict[str, str],
+        send: Send,
+        *,
+        node_header: tuple[bytes, bytes] | None = None,
+        direct: AtelierWebSocketProtocol | None = None,
+    ) -> None:
+        self.ws = ws
+        self.params = params
+        self._send = send  # the server's own send: no per-frame framework layers
+        self._direct = direct
+        self._node_header = node_header
+
+    # --- the handshake ---
+
+    @property
+    def origin(self) -> str | None:
+        return self.ws.headers.get("origin")
+
+    @property
+    def host(self) -> str:
+        return self.ws.headers.get("host", "")
+
+    @property
+    def token(self) -> str | None:
+        return self.ws.query_params.get("token")
+
+    @property
+    def direct(self) -> bool:
+        """True when frames can be written without an await (served by ``atelier serve``)."""
+        return self._direct is not None
+
+    async def accept(self) -> None:
+        """Accept, naming this node in the handshake (``X-Atelier-Node``)."""
+        header = self._node_header
+        await self.ws.accept(headers=[header] if header else None)
+
+    def forget_handshake(self) -> None:
+        """Drop the handshake's headers once the socket is authorised.
+
+        Nothing reads them again, and a socket lives for hours: ~1.3 KiB per idle socket
+        (the raw header list in the scope and Starlette's cached view of it).
+        """
+        self.ws.scope["headers"] = []
+        self.ws.__dict__.pop("_headers", None)
+
+    # --- Transport (what a Peer writes to) ---
+
+    def send_now(self, data: bytes) -> bool:
+        direct = self._direct
+        return direct is not None and direct.send_now(data)
+
+    async def send(self, data: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+
+async def frames(
+    sock: ClientSocket, peer: Peer, bucket: TokenBucket, what: str
+) -> AsyncIterator[bytes]:
+    """The client's binary frames, within the per-socket rate limit (``bucket``)."""
+    receive = sock.ws.receive
+    while peer.open:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            peer.closed_by_client(message.get("code"))
+            return
+        data = message.get("bytes")
+        if data is None:
+            peer.close(Close.BAD_FRAME, "text frames are not part of the protocol")
+            return
+        if not bucket.take(time.monotonic()):
+            log.warning("closed %s on %s: rate limit", peer.user_id, what)
+            peer.close(Close.POLICY, "rate limit exceeded")
+            return
+        yield data
