@@ -23,7 +23,8 @@ append to and compact the same doc at once, so:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pycrdt
 import sqlalchemy as sa
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.persistence.db import is_postgres, writer
 from server.persistence.models import doc_t, doc_update_t, utcnow
+from server.persistence.writer import Item
 
 #: Ids per DELETE statement: under SQLite's bound-parameter limit, small enough for PG.
 _DELETE_CHUNK = 5000
@@ -42,6 +44,11 @@ class StoredDoc:
     snapshot: bytes | None  # folded state (a Yjs v1 update) or None
     updates: list[bytes]  # log entries not yet folded, in id order
     locked: bool
+    #: Per log entry: who sent it (None: no single author) and when it was stored (unix).
+    authors: list[str | None] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    #: The attribution of what ``snapshot`` folded (a ledger summary), or None.
+    attribution: bytes | None = None
 
     def as_update(self) -> bytes | None:
         """Snapshot and log merged into one update (None for an empty doc): apply *this*.
@@ -79,38 +86,43 @@ class DocStore:
         """The stored doc; a missing one is ``StoredDoc(None, [], False)``. Creates nothing."""
         async with self._engine.connect() as conn:
             # Log first, then snapshot: see the module docstring.
-            rows = await conn.execute(
-                sa.select(doc_update_t.c.data)
-                .where(self._log_where(room_id, doc_name))
-                .order_by(doc_update_t.c.id)
-            )
-            updates = [bytes(r) for r in rows.scalars()]
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        doc_update_t.c.data, doc_update_t.c.author_id, doc_update_t.c.created_at
+                    )
+                    .where(self._log_where(room_id, doc_name))
+                    .order_by(doc_update_t.c.id)
+                )
+            ).all()
             head = (
                 await conn.execute(
-                    sa.select(doc_t.c.snapshot, doc_t.c.locked).where(
+                    sa.select(doc_t.c.snapshot, doc_t.c.locked, doc_t.c.attribution).where(
                         self._where(room_id, doc_name)
                     )
                 )
             ).first()
+        updates = [bytes(r.data) for r in rows]
+        authors = [r.author_id for r in rows]
+        times = [_unix(r.created_at) for r in rows]
         if head is None:
-            return StoredDoc(None, updates, False)
+            return StoredDoc(None, updates, False, authors, times)
         snapshot = bytes(head.snapshot) if head.snapshot is not None else None
-        return StoredDoc(snapshot, updates, bool(head.locked))
+        attribution = bytes(head.attribution) if head.attribution is not None else None
+        return StoredDoc(snapshot, updates, bool(head.locked), authors, times, attribution)
 
-    async def append(self, items: Sequence[tuple[str, str, bytes]]) -> None:
-        """Append ``(room_id, doc_name, update)`` items, all in one transaction."""
+    async def append(self, items: Sequence[Item]) -> None:
+        """Append ``(room_id, doc_name, update, author)`` items, all in one transaction."""
         if not items:
             return
         async with self._writer.begin() as conn:
             await self._append_in(conn, items)
 
-    async def _append_in(
-        self, conn: AsyncConnection, items: Sequence[tuple[str, str, bytes]]
-    ) -> None:
+    async def _append_in(self, conn: AsyncConnection, items: Sequence[Item]) -> None:
         now = utcnow()
         # Sorted, so that two batches creating the same docs lock them in the same order
         # (no deadlock between nodes on PostgreSQL).
-        keys = sorted({(room, name) for room, name, _ in items})
+        keys = sorted({(item[0], item[1]) for item in items})
         await conn.execute(
             self._insert(doc_t).on_conflict_do_nothing(index_elements=["room_id", "name"]),
             [{"room_id": r, "name": n, "created_at": now, "updated_at": now} for r, n in keys],
@@ -118,20 +130,10 @@ class DocStore:
         await conn.execute(
             doc_update_t.insert(),
             [
-                {"room_id": r, "doc_name": n, "data": data, "created_at": now}
-                for r, n, data in items
+                {"room_id": r, "doc_name": n, "data": data, "author_id": a, "created_at": now}
+                for r, n, data, a in items
             ],
         )
-
-    async def log_size(self, room_id: str, doc_name: str) -> int:
-        """How many updates wait in the log (the caller compacts past a threshold)."""
-        async with self._engine.connect() as conn:
-            count = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(doc_update_t)
-                .where(self._log_where(room_id, doc_name))
-            )
-        return int(count or 0)
 
     async def compact(self, room_id: str, doc_name: str) -> bool:
         """Fold the log into the snapshot. True if any log row was folded."""
@@ -182,3 +184,10 @@ class DocStore:
                 sa.select(doc_t.c.locked).where(self._where(room_id, doc_name))
             )
         return bool(locked)
+
+
+def _unix(when: datetime) -> float:
+    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()

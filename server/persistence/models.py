@@ -146,6 +146,11 @@ class Doc(SQLModel, table=True):
         default=False,
         sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false()),
     )
+    #: The attribution of the updates folded into ``snapshot`` (a msgpack ledger summary,
+    #: server/progress/attribution.py): folding the log must not lose who wrote what.
+    attribution: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary(), nullable=True)
+    )
     created_at: datetime = Field(
         default_factory=utcnow,
         sa_column=sa.Column(
@@ -186,11 +191,57 @@ class DocUpdate(SQLModel, table=True):
     room_id: str = Field(sa_column=_id(nullable=False))
     doc_name: str = Field(sa_column=_id(nullable=False))
     data: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    #: The user whose socket sent the update (None: no single author, see 0003).
+    author_id: str | None = Field(default=None, sa_column=_id(nullable=True))
     created_at: datetime = Field(
         default_factory=utcnow,
         sa_column=sa.Column(
             sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
+    )
+
+
+class DocVersion(SQLModel, table=True):
+    """A version of a doc: its whole state at one moment (zlib-compressed Yjs update).
+
+    ``kind``: ``pause`` / ``session`` / ``interval`` (automatic checkpoints), ``named``
+    (by a writer, with ``name``), ``restore`` (taken just before a restore, so that the
+    restore can itself be undone).
+    """
+
+    __tablename__ = "doc_version"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["room_id", "doc_name"], ["doc.room_id", "doc.name"], ondelete="CASCADE"
+        ),
+        sa.Index("ix_doc_version_doc", "room_id", "doc_name", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    room_id: str = Field(sa_column=_id(nullable=False))
+    doc_name: str = Field(sa_column=_id(nullable=False))
+    kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    name: str | None = Field(default=None, sa_column=sa.Column(sa.String(NAME_LEN), nullable=True))
+    created_by: str | None = Field(default=None, sa_column=_id(nullable=True))
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    state: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    state_vector: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    #: JSON list of the user ids who edited since the previous version.
+    contributors: str = Field(
+        default="[]", sa_column=sa.Column(sa.Text(), nullable=False, server_default="[]")
     )
 
 
@@ -280,6 +331,7 @@ membership_t = metadata.tables[Membership.__tablename__]
 parent_link_t = metadata.tables[ParentLink.__tablename__]
 doc_t = metadata.tables[Doc.__tablename__]
 doc_update_t = metadata.tables[DocUpdate.__tablename__]
+doc_version_t = metadata.tables[DocVersion.__tablename__]
 chat_message_t = metadata.tables[ChatMessageRow.__tablename__]
 room_counter_t = metadata.tables[RoomCounter.__tablename__]
 chat_mute_t = metadata.tables[ChatMute.__tablename__]

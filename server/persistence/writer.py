@@ -24,7 +24,8 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-Item = tuple[str, str, bytes]
+#: (room id, doc name, Yjs update, author: the user whose socket sent it, or None)
+Item = tuple[str, str, bytes, str | None]
 
 
 class Appender(Protocol):
@@ -52,7 +53,6 @@ class UpdateWriter:
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self.failures = 0
 
     @property
     def pending(self) -> int:
@@ -64,8 +64,8 @@ class UpdateWriter:
     def pending_for(self, room_id: str, doc_name: str) -> int:
         return self._pending_per_doc.get((room_id, doc_name), 0)
 
-    def enqueue(self, room_id: str, doc_name: str, update: bytes) -> None:
-        self._queue.append((room_id, doc_name, update))
+    def enqueue(self, room_id: str, doc_name: str, update: bytes, author: str | None) -> None:
+        self._queue.append((room_id, doc_name, update, author))
         key = (room_id, doc_name)
         self._pending_per_doc[key] = self._pending_per_doc.get(key, 0) + 1
         self._enqueued += 1
@@ -118,14 +118,13 @@ class UpdateWriter:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    self.failures += 1
                     log.exception("database append failed; %d updates kept for retry", n)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
                 backoff = 0.05
                 for _ in range(n):
-                    room_id, doc_name, _u = self._queue.popleft()
+                    room_id, doc_name, _update, _author = self._queue.popleft()
                     key = (room_id, doc_name)
                     left = self._pending_per_doc[key] - 1
                     if left:

@@ -35,7 +35,7 @@ from server.config import Settings
 from server.persistence.docs import StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
-from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay
+from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay, authored
 from server.rooms.residency import Residency
 from server.sync.messages import awareness_frame, update_frame
 from server.sync.session import DocSession, Outcome
@@ -209,12 +209,17 @@ class RoomRegistry:
         origin: UpdateOrigin,
         frame: bytes | None = None,
         sender: PeerHandle | None = None,
+        author: str | None = None,
     ) -> None:
-        """The one way an update enters a live doc (see the module's docstring)."""
+        """The one way an update enters a live doc (see the module's docstring).
+
+        ``author``: who made a BUS update (the other node's socket user); for a CLIENT
+        update it is the sender's user, always (never what the client claims)."""
         if origin is UpdateOrigin.CLIENT:
+            author = sender.user_id if sender is not None else None
             live.fan_out(frame or update_frame(update), exclude=sender)
-            self.writer.enqueue(live.room_id, live.name, update)
-            self.outbox.publish(live.topic, KIND_UPDATE, update)
+            self.writer.enqueue(live.room_id, live.name, update, author)
+            self.outbox.publish(live.topic, KIND_UPDATE, authored(author, update))
             live.log_size += 1
             if live.log_size >= self.settings.compact_after_updates and not live.compacting:
                 live.compacting = True  # claimed now; _compact sets it again
@@ -240,7 +245,7 @@ class RoomRegistry:
     def _committed(self, batch: Sequence[Item]) -> None:
         if self.on_saved is None:
             return
-        for room_id, doc_name in {(r, d) for r, d, _ in batch}:
+        for room_id, doc_name in {(item[0], item[1]) for item in batch}:
             live = self.docs.get((room_id, doc_name))
             if live is not None and not self.writer.pending_for(room_id, doc_name):
                 self.on_saved(room_id, doc_name, live.doc.get_state())

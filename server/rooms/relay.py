@@ -6,8 +6,9 @@ node stores what its own clients sent, and anti-entropy repairs the other nodes'
 replicas when the bus is back.
 
 Incoming, per doc topic (kinds):
-- ``update``: a Yjs update another node's client made. Integrated with origin BUS:
-  applied and fanned out to the local sockets, never stored here (the other node did).
+- ``update``: a Yjs update another node's client made, with the user who made it
+  (``authored``). Integrated with origin BUS: applied and fanned out to the local
+  sockets, never stored here (the other node did, with its author).
 - ``awareness``: applied and fanned out; each state is attributed to the node it came
   from, so that when that node dies (its heartbeat key expires) its clients' cursors are
   removed everywhere (``purge``, called by the node's one liveness loop, bus/watch.py).
@@ -49,6 +50,28 @@ KIND_SYNC1 = "sync1"
 KIND_SYNC1_REPLY = "sync1r"
 KIND_SYNC2 = "sync2"
 KIND_LOCK = "lock"
+
+
+def authored(author: str | None, update: bytes) -> bytes:
+    """An update's bus payload: one byte of author length, the author (UTF-8), the update."""
+    raw = (author or "").encode()
+    if len(raw) > 255:
+        raise ValueError("user ids are at most 64 characters")
+    return bytes((len(raw),)) + raw + update
+
+
+def split_authored(payload: bytes) -> tuple[str | None, bytes]:
+    """Inverse of ``authored``; raises ProtocolError on a payload too short to hold it."""
+    if not payload:
+        raise ProtocolError("empty update payload")
+    n = payload[0]
+    if len(payload) < 1 + n:
+        raise ProtocolError("truncated author")
+    try:
+        author = payload[1 : 1 + n].decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("author is not UTF-8") from None
+    return author or None, payload[1 + n :]
 
 
 class Relay:
@@ -93,7 +116,10 @@ class Relay:
         live.peer_nodes.add(env.origin)
         try:
             kind = env.kind
-            if kind == KIND_UPDATE or kind == KIND_SYNC2:
+            if kind == KIND_UPDATE:
+                author, update = split_authored(env.payload)
+                self.registry.integrate(live, update, UpdateOrigin.BUS, author=author)
+            elif kind == KIND_SYNC2:
                 self.registry.integrate(live, env.payload, UpdateOrigin.BUS)
             elif kind == KIND_AWARENESS:
                 entries = decode_awareness(env.payload)
@@ -140,6 +166,7 @@ class Relay:
     def secure(self, live: LiveDoc) -> None:
         """Append this replica's whole state to the log if it holds bus updates."""
         if live.bus_updates:
-            self.registry.writer.enqueue(live.room_id, live.name, live.doc.get_update())
+            # Several authors: none recorded (each update's author is in its own node's log).
+            self.registry.writer.enqueue(live.room_id, live.name, live.doc.get_update(), None)
             live.log_size += 1
             live.bus_updates = 0

@@ -54,7 +54,7 @@ async def test_chat_tables_are_migrated_and_match_the_models(engine: AsyncEngine
         assert await conn.run_sync(diff) == []
         version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
         tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
-    assert version == "0002"
+    assert version is not None and version >= "0002"  # chat came with 0002
     assert {"chat_message", "room_counter", "chat_mute"} <= tables
 
 

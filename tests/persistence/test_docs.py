@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import psycopg
 import pycrdt
@@ -106,33 +107,48 @@ def assert_same(stored: StoredDoc, updates: list[bytes], *, one_by_one: bool = T
 async def test_a_missing_doc_loads_empty_and_creates_nothing(engine: AsyncEngine) -> None:
     store = DocStore(engine)
     assert await store.load(ROOM, DOC) == StoredDoc(None, [], False)
-    assert await store.log_size(ROOM, DOC) == 0
+    assert len((await store.load(ROOM, DOC)).updates) == 0
     assert await store.is_locked(ROOM, DOC) is False
     assert await store.compact(ROOM, DOC) is False
     async with engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(doc_t)) == 0
 
 
+async def test_each_stored_update_keeps_its_author_and_time(engine: AsyncEngine) -> None:
+    store = DocStore(engine)
+    updates = edits(2, n=10, clients=2)[:4]
+    before = time.time()
+    authors = ["s-01", "s-02", None, "s-01"]
+    await store.append([(ROOM, DOC, u, a) for u, a in zip(updates, authors, strict=True)])
+    loaded = await store.load(ROOM, DOC)
+    assert loaded.updates == updates
+    assert loaded.authors == authors
+    assert len(loaded.times) == 4
+    assert all(before - 2 <= t <= time.time() + 2 for t in loaded.times)  # unix seconds, UTC
+
+
 async def test_append_load_compact(engine: AsyncEngine) -> None:
     store = DocStore(engine)
     updates = edits(1, n=20)
-    await store.append([(ROOM, DOC, u) for u in updates[:10]])
-    await store.append([(ROOM, DOC, u) for u in updates[10:]] + [(ROOM, "other", b"\x00\x00")])
+    await store.append([(ROOM, DOC, u, "s-01") for u in updates[:10]])
+    await store.append(
+        [(ROOM, DOC, u, "s-01") for u in updates[10:]] + [(ROOM, "other", b"\x00\x00", "s-01")]
+    )
     loaded = await store.load(ROOM, DOC)
     assert loaded.snapshot is None and loaded.updates == updates and not loaded.locked
-    assert await store.log_size(ROOM, DOC) == len(updates)
-    assert await store.log_size(ROOM, "other") == 1
+    assert len((await store.load(ROOM, DOC)).updates) == len(updates)
+    assert len((await store.load(ROOM, "other")).updates) == 1
 
     assert await store.compact(ROOM, DOC) is True
     assert await store.compact(ROOM, DOC) is False  # nothing left to fold
-    assert await store.log_size(ROOM, DOC) == 0
-    assert await store.log_size(ROOM, "other") == 1  # other docs untouched
+    assert len((await store.load(ROOM, DOC)).updates) == 0
+    assert len((await store.load(ROOM, "other")).updates) == 1  # other docs untouched
     folded = await store.load(ROOM, DOC)
     assert folded.snapshot is not None and folded.updates == []
     assert_same(folded, updates)
 
     more = edits(2, n=10)
-    await store.append([(ROOM, DOC, u) for u in more])
+    await store.append([(ROOM, DOC, u, "s-01") for u in more])
     assert (await store.load(ROOM, DOC)).updates == more
     assert await store.compact(ROOM, DOC)
     assert_same(await store.load(ROOM, DOC), updates + more)
@@ -140,7 +156,7 @@ async def test_append_load_compact(engine: AsyncEngine) -> None:
 
 async def test_a_batch_is_one_transaction(engine: AsyncEngine) -> None:
     store = DocStore(engine)
-    bad = [(ROOM, DOC, b"\x00\x00"), (ROOM, "b", None)]
+    bad = [(ROOM, DOC, b"\x00\x00", "s-01"), (ROOM, "b", None, None)]
     with pytest.raises(sa.exc.IntegrityError):
         await store.append(bad)  # type: ignore[arg-type]
     assert await store.load(ROOM, DOC) == StoredDoc(None, [], False)
@@ -153,7 +169,7 @@ async def test_locks(engine: AsyncEngine) -> None:
     assert await store.is_locked(ROOM, DOC)
     assert (await store.load(ROOM, DOC)).locked
     updates = edits(3, n=5)
-    await store.append([(ROOM, DOC, u) for u in updates])
+    await store.append([(ROOM, DOC, u, "s-01") for u in updates])
     await store.compact(ROOM, DOC)
     await store.set_locked(ROOM, DOC, False)
     assert not await store.is_locked(ROOM, DOC)
@@ -168,11 +184,11 @@ async def test_out_of_causal_order_updates_survive_a_fold(engine: AsyncEngine) -
     store = DocStore(engine)
     updates = edits(4, n=12, clients=1)  # a chain: each update depends on the one before
     late, rest = updates[3], updates[:3] + updates[4:]
-    await store.append([(ROOM, DOC, u) for u in rest])
+    await store.append([(ROOM, DOC, u, "s-01") for u in rest])
     assert await store.compact(ROOM, DOC)  # folds updates whose dependency is missing
     partial = merged(await store.load(ROOM, DOC))
     assert content(partial) != content(reference(updates))
-    await store.append([(ROOM, DOC, late)])
+    await store.append([(ROOM, DOC, late, "s-01")])
     assert_same(await store.load(ROOM, DOC), updates, one_by_one=False)
     assert await store.compact(ROOM, DOC)
     assert_same(await store.load(ROOM, DOC), updates)
@@ -204,7 +220,7 @@ async def _node(store: DocStore, updates: list[bytes], rng: random.Random) -> No
     i = 0
     while i < len(updates):
         n = rng.randint(1, 4)
-        await store.append([(ROOM, DOC, u) for u in updates[i : i + n]])
+        await store.append([(ROOM, DOC, u, "s-01") for u in updates[i : i + n]])
         i += n
         if rng.random() < 0.35:
             await store.compact(ROOM, DOC)
@@ -259,7 +275,7 @@ async def test_loads_during_folds_see_every_committed_update(
     folder = asyncio.create_task(fold())
     try:
         for i, update in enumerate(updates):
-            await a.append([(ROOM, DOC, update)])
+            await a.append([(ROOM, DOC, update, "s-01")])
             assert_same(await a.load(ROOM, DOC), updates[: i + 1])
     finally:
         stop.set()
@@ -277,7 +293,7 @@ async def test_many_writers_at_once(db_url: str) -> None:
 
         async def work(k: int, store: DocStore) -> None:
             for j, update in enumerate(updates):
-                await store.append([(ROOM, DOC, update), (ROOM, f"d{k}", update)])
+                await store.append([(ROOM, DOC, update, "s-01"), (ROOM, f"d{k}", update, "s-01")])
                 if j % 7 == k % 7:
                     await store.compact(ROOM, DOC)
                     await store.set_locked(ROOM, f"d{k}", j % 2 == 0)
@@ -302,16 +318,16 @@ async def test_postgres_fold_keeps_an_id_that_commits_late(
     assert is_postgres(engine)
     updates = edits(5, n=10, clients=1)[:3]
     a = DocStore(engine)
-    await a.append([(ROOM, DOC, updates[0])])
+    await a.append([(ROOM, DOC, updates[0], "s-01")])
     node_b = psycopg.connect(
         sa.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
     try:
         node_b.execute(
-            "INSERT INTO doc_update (room_id, doc_name, data) VALUES (%s, %s, %s)",
-            (ROOM, DOC, updates[1]),
+            "INSERT INTO doc_update (room_id, doc_name, data, author_id) VALUES (%s, %s, %s, %s)",
+            (ROOM, DOC, updates[1], "s-01"),
         )  # open transaction: its id is smaller than the next one
-        await a.append([(ROOM, DOC, updates[2])])
+        await a.append([(ROOM, DOC, updates[2], "s-01")])
 
         def commit_b_before_delete(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
             if statement.startswith("DELETE FROM doc_update") and node_b.info.transaction_status:
@@ -325,7 +341,7 @@ async def test_postgres_fold_keeps_an_id_that_commits_late(
             sa.event.remove(sync_engine, "before_cursor_execute", commit_b_before_delete)
     finally:
         node_b.close()
-    assert await a.log_size(ROOM, DOC) == 1
+    assert len((await a.load(ROOM, DOC)).updates) == 1
     assert_same(await a.load(ROOM, DOC), updates)
     assert await a.compact(ROOM, DOC)
     assert_same(await a.load(ROOM, DOC), updates)
