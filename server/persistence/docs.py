@@ -123,16 +123,6 @@ class DocStore:
             ],
         )
 
-    async def log_size(self, room_id: str, doc_name: str) -> int:
-        """How many updates wait in the log (the caller compacts past a threshold)."""
-        async with self._engine.connect() as conn:
-            count = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(doc_update_t)
-                .where(self._log_where(room_id, doc_name))
-            )
-        return int(count or 0)
-
     async def compact(self, room_id: str, doc_name: str) -> bool:
         """Fold the log into the snapshot. True if any log row was folded."""
         async with self._writer.begin() as conn:

@@ -52,7 +52,6 @@ class UpdateWriter:
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self.failures = 0
 
     @property
     def pending(self) -> int:
@@ -118,7 +117,6 @@ class UpdateWriter:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    self.failures += 1
                     log.exception("database append failed; %d updates kept for retry", n)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
