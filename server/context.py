@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus.base import Bus
-from server.cache import TTLCache
+from server.cache import roster_cache
 from server.config import Settings
 from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
@@ -29,9 +30,11 @@ class AppContext:
     live: LiveHub
     jwt_secret: str
     draining: bool = field(default=False)
-    user_cache: TTLCache[str, UserInfo] = field(init=False)
-    access_cache: TTLCache[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(init=False)
+    user_cache: MutableMapping[str, UserInfo] = field(init=False)
+    access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(
+        init=False
+    )
 
     def __post_init__(self) -> None:
-        self.user_cache = TTLCache(self.settings.roster_cache_s)
-        self.access_cache = TTLCache(self.settings.roster_cache_s)
+        self.user_cache = roster_cache(self.settings.roster_cache_s)
+        self.access_cache = roster_cache(self.settings.roster_cache_s)
