@@ -157,6 +157,13 @@ class LiveRoom:
         """A room event (``{"t": "event", ...}``) for this node's sockets."""
         self.send_all(protocol.encode(frame))
 
+    def progress(self, frame: dict[str, Any]) -> None:
+        """A ``progress`` event: for the class's teachers only (figures about minors)."""
+        encoded = protocol.encode(frame)
+        for conn in self.conns.values():
+            if conn.access.moderate:
+                conn.peer.send(encoded)
+
     def _send_presence(self, diff: dict[str, Any] | None) -> None:
         if diff is not None:
             self.send_all(protocol.encode(diff), presence_only=True)

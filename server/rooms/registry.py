@@ -48,6 +48,23 @@ log = logging.getLogger(__name__)
 LockHook = Callable[[str, str, bool, str], None]
 
 
+class DocWatcher(Protocol):
+    """Something that follows the docs of this node (server/progress/ does: attribution,
+    versions, the class console). Called on the hot path: ``integrated`` must not await
+    nor do more than book-keeping."""
+
+    def loaded(self, live: LiveDoc, stored: StoredDoc) -> None: ...
+
+    def integrated(
+        self, live: LiveDoc, update: bytes, origin: UpdateOrigin, author: str | None
+    ) -> None: ...
+
+    async def settling(self, live: LiveDoc) -> None:
+        """Before the doc unloads (its editing session ended)."""
+
+    def gone(self, live: LiveDoc) -> None: ...
+
+
 class DocStoreLike(Protocol):
     async def load(self, room_id: str, doc_name: str) -> StoredDoc: ...
 
@@ -75,8 +92,9 @@ class RoomRegistry:
         #: Called with (room_id, doc_name, state vector) when everything this node received
         #: for a doc is in the database (the room channel tells clients: "Enregistré").
         self.on_saved: Callable[[str, str, bytes], None] | None = None
-        #: Called when a doc's lock changes, here or on another node holding the doc.
+        #: Called when a teacher (un)locks a doc on this node.
         self.on_lock: LockHook | None = None
+        self.watchers: list[DocWatcher] = []
         self.relay = Relay(self)
         self.docs: Residency[tuple[str, str], LiveDoc] = Residency(
             self.bus, self.relay.on_message, self, delay_s=settings.doc_unload_delay_s
@@ -159,6 +177,8 @@ class RoomRegistry:
             self.integrate(live, whole, UpdateOrigin.STORE)
         live.locked = stored.locked
         live.log_size = len(stored.updates)
+        for watcher in self.watchers:
+            watcher.loaded(live, stored)
 
     def loaded(self, live: LiveDoc) -> None:
         live.state = DocState.READY
@@ -169,6 +189,8 @@ class RoomRegistry:
         log.exception("load failed for %s; it will not be served", live.topic)
 
     async def settle(self, live: LiveDoc) -> bool:
+        for watcher in self.watchers:
+            await watcher.settling(live)
         self.relay.secure(live)
         if not await self.writer.flush(timeout=30):
             return False
@@ -181,6 +203,8 @@ class RoomRegistry:
 
     async def gone(self, live: LiveDoc) -> None:
         live.state = DocState.GONE
+        for watcher in self.watchers:
+            watcher.gone(live)
 
     # --- the hot path ---
 
@@ -216,7 +240,8 @@ class RoomRegistry:
         ``author``: who made a BUS update (the other node's socket user); for a CLIENT
         update it is the sender's user, always (never what the client claims)."""
         if origin is UpdateOrigin.CLIENT:
-            author = sender.user_id if sender is not None else None
+            if sender is not None:
+                author = sender.user_id  # never what a client claims
             live.fan_out(frame or update_frame(update), exclude=sender)
             self.writer.enqueue(live.room_id, live.name, update, author)
             self.outbox.publish(live.topic, KIND_UPDATE, authored(author, update))
@@ -224,11 +249,13 @@ class RoomRegistry:
             if live.log_size >= self.settings.compact_after_updates and not live.compacting:
                 live.compacting = True  # claimed now; _compact sets it again
                 self._spawn(self._compact(live), name=f"compact {live.topic}")
-            return
-        live.replica.apply(update)
-        if origin is UpdateOrigin.BUS:
-            live.bus_updates += 1
-            live.fan_out(frame or update_frame(update))
+        else:
+            live.replica.apply(update)
+            if origin is UpdateOrigin.BUS:
+                live.bus_updates += 1
+                live.fan_out(frame or update_frame(update))
+        for watcher in self.watchers:
+            watcher.integrated(live, update, origin, author)
 
     async def _compact(self, live: LiveDoc) -> None:
         live.compacting = True
