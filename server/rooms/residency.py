@@ -143,7 +143,8 @@ class Residency(Generic[K, R]):
         keeper = self.keeper
         try:
             while True:
-                wait = self._released_at.get(key, 0.0) + self.delay_s - time.monotonic()
+                released = self._released_at.get(key, 0.0)
+                wait = released + self.delay_s - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
@@ -155,11 +156,15 @@ class Residency(Generic[K, R]):
                     continue
                 if keeper.in_use(item):
                     return  # somebody came back while we flushed: keep serving
+                if self._released_at.get(key, 0.0) != released:
+                    continue  # ... and left again: wait a full delay, settle what they did
                 await self.bus.unsubscribe(item.topic)
-                if keeper.in_use(item):
+                if keeper.in_use(item) or self._released_at.get(key, 0.0) != released:
                     await self.bus.subscribe(item.topic, self.on_message)
                     await keeper.resumed(item)
-                    return
+                    if keeper.in_use(item):
+                        return
+                    continue  # released again meanwhile: their release found us running
                 del self.items[key]
                 self._released_at.pop(key, None)
                 await keeper.gone(item)
