@@ -14,6 +14,7 @@ from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
 from server.persistence.docs import DocStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
+from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
 from server.types import RoomAccess
 
@@ -28,6 +29,7 @@ class AppContext:
     registry: RoomRegistry
     chat: ChatStore
     live: LiveHub
+    progress: Progress
     jwt_secret: str
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)

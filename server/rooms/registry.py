@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
-from server.persistence.docs import StoredDoc
+from server.persistence.docs import Fold, StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
 from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay, authored
@@ -70,7 +70,7 @@ class DocStoreLike(Protocol):
 
     async def append(self, items: Sequence[Item]) -> None: ...
 
-    async def compact(self, room_id: str, doc_name: str) -> bool: ...
+    async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool: ...
 
     async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None: ...
 
@@ -95,6 +95,8 @@ class RoomRegistry:
         #: Called when a teacher (un)locks a doc on this node.
         self.on_lock: LockHook | None = None
         self.watchers: list[DocWatcher] = []
+        #: Folds the attribution of the log rows a compaction folds (server/progress/).
+        self.fold: Fold | None = None
         self.relay = Relay(self)
         self.docs: Residency[tuple[str, str], LiveDoc] = Residency(
             self.bus, self.relay.on_message, self, delay_s=settings.doc_unload_delay_s
@@ -154,6 +156,12 @@ class RoomRegistry:
         for frame in session.opening():
             peer.send(frame)
         return session
+
+    def release(self, live: LiveDoc) -> None:
+        """Done with a doc opened without a socket (a version, a restore): unload it
+        later if nobody is on it."""
+        if live.ready and not self.closing:
+            self.docs.release(live.key, live)
 
     def leave(self, live: LiveDoc, peer: PeerHandle) -> None:
         gone = live.detach(peer)
@@ -257,12 +265,18 @@ class RoomRegistry:
         for watcher in self.watchers:
             watcher.integrated(live, update, origin, author)
 
+    def change(self, live: LiveDoc, update: bytes, author: str) -> None:
+        """A change the server makes on a user's behalf (a restore): applied here, then
+        stored, published and fanned out exactly like that user's own edit."""
+        live.replica.apply(update)
+        self.integrate(live, update, UpdateOrigin.CLIENT, author=author)
+
     async def _compact(self, live: LiveDoc) -> None:
         live.compacting = True
         try:
             await self.writer.flush(timeout=30)
             before = live.log_size
-            await self.store.compact(live.room_id, live.name)
+            await self.store.compact(live.room_id, live.name, self.fold)
             live.log_size = max(0, live.log_size - before)
         except Exception:
             log.exception("compaction failed for %s (the log still holds everything)", live.topic)
