@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from redis.exceptions import RedisError
@@ -54,6 +55,34 @@ class Inbox:
     def __call__(self, topic: str, env: Envelope) -> None:
         self.got.append(env)
 
+    def real(self) -> list[Envelope]:
+        """What arrived, barrier markers left out."""
+        return [e for e in self.got if e.kind != MARKER]
+
+
+MARKER = "marker"
+
+
+async def barrier(send: Callable[[], Awaitable[None]], inbox: Inbox) -> None:
+    """Wait until a marker sent with ``send`` (after the messages under test) reaches
+    ``inbox``: whatever was sent before it has been delivered, or never will be.
+
+    Redis runs commands one at a time and writes a subscriber's messages in that order,
+    over one connection that the bus reads in order, whatever the channels (the memory
+    bus delivers within the call). The marker is resent until one arrives, because a
+    subscription made just before is confirmed asynchronously.
+    """
+    deadline = asyncio.get_running_loop().time() + 5
+
+    def arrived() -> bool:
+        return any(e.kind == MARKER for e in inbox.got)
+
+    while not arrived():
+        assert asyncio.get_running_loop().time() < deadline, "marker never arrived"
+        await send()
+        with contextlib.suppress(AssertionError):
+            await eventually(arrived, timeout=0.5, interval=0.01)
+
 
 async def test_publish_reaches_other_nodes_not_the_sender(make_bus: Factory) -> None:
     a, b, c = make_bus("a"), make_bus("b"), make_bus("c")
@@ -64,8 +93,11 @@ async def test_publish_reaches_other_nodes_not_the_sender(make_bus: Factory) -> 
     await a.publish("doc:r/d", "update", b"\x01\x02")
     await eventually(lambda: len(inbox_b.got) == 1 and len(inbox_c.got) == 1, timeout=5)
     assert inbox_b.got[0] == Envelope(NodeId("a"), "update", b"\x01\x02", "doc:r/d")
-    await asyncio.sleep(0.2)
-    assert inbox_a.got == []  # a node never hears its own echo
+    # b's marker reaches a after a's own message would have (Redis order): a node never
+    # hears its own echo.
+    await barrier(lambda: b.publish("doc:r/d", MARKER, b""), inbox_a)
+    assert inbox_a.real() == []
+    assert {e.origin for e in inbox_a.got} == {NodeId("b")}
 
 
 async def test_publish_many_keeps_order(make_bus: Factory) -> None:
@@ -81,17 +113,19 @@ async def test_publish_many_keeps_order(make_bus: Factory) -> None:
 
 async def test_only_subscribed_topics_are_delivered(make_bus: Factory) -> None:
     a, b = make_bus("a"), make_bus("b")
-    inbox = Inbox()
+    inbox, markers = Inbox(), Inbox()
     await a.start()
     await b.start()
     await b.subscribe("doc:r/one", inbox)
+    await b.subscribe("doc:r/markers", markers)
     await a.publish("doc:r/two", "update", b"x")
     await a.publish("doc:r/one", "update", b"y")
     await eventually(lambda: len(inbox.got) == 1, timeout=5)
     await b.unsubscribe("doc:r/one")
-    await asyncio.sleep(0.1)
     await a.publish("doc:r/one", "update", b"z")
-    await asyncio.sleep(0.3)
+    # A marker on a topic b still holds, published after z: once it is in, z was
+    # delivered or dropped.
+    await barrier(lambda: a.publish("doc:r/markers", MARKER, b""), markers)
     assert [e.payload for e in inbox.got] == [b"y"]
 
 
@@ -105,19 +139,27 @@ async def test_send_to_reaches_one_node_about_its_topic(make_bus: Factory) -> No
     await a.send_to(NodeId("b"), "doc:r/d", "sync2", b"diff")
     await eventually(lambda: len(inbox_b.got) == 1, timeout=5)
     assert inbox_b.got[0].kind == "sync2" and inbox_b.got[0].topic == "doc:r/d"
-    await asyncio.sleep(0.2)
-    assert inbox_c.got == []
+    # c hears a marker published to the topic after the send_to: had that reached c too,
+    # it would be in c's inbox before the marker.
+    await barrier(lambda: a.publish("doc:r/d", MARKER, b""), inbox_c)
+    assert inbox_c.real() == []
 
 
 async def test_alive_tracks_running_nodes(make_bus: Factory) -> None:
     a, b = make_bus("a"), make_bus("b")
     await a.start()
     await b.start()
-    await eventually(lambda: True)
-    assert await a.alive({NodeId("b"), NodeId("ghost")}) == {NodeId("b")}
+
+    async def b_alone_alive() -> bool:
+        return await a.alive({NodeId("b"), NodeId("ghost")}) == {NodeId("b")}
+
+    # b's first heartbeat may land just after start() returns.
+    await eventually(b_alone_alive, timeout=5)
+    assert await a.alive({NodeId("a"), NodeId("b")}) == {NodeId("a"), NodeId("b")}
     await b.close()
-    await eventually(lambda: True)
-    assert await a.alive({NodeId("b")}) == set()  # a clean close is seen at once
+    # No waiting: a clean close is seen at once (the TTL would take up to a second).
+    assert await a.alive({NodeId("b")}) == set()
+    assert await a.alive({NodeId("a"), NodeId("b")}) == {NodeId("a")}
 
 
 def test_envelope_round_trip_and_refusals() -> None:
@@ -141,7 +183,7 @@ async def test_redis_bus_resubscribes_and_calls_hooks_after_redis_restarts(
     await b.subscribe("doc:r/d", inbox)
     try:
         redis.stop()
-        await asyncio.sleep(0.5)
+        await eventually(lambda: not b.connected.is_set(), timeout=5)  # b saw the outage
         with pytest.raises((ConnectionError, RedisError)):
             await b.ping()
         redis.start()

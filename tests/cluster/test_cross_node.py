@@ -12,7 +12,9 @@ import websockets
 from pycrdt import Text
 
 from tests.support.cluster import Cluster
+from tests.support.liveclient import LiveClient
 from tests.support.server import AtelierServer
+from tests.support.stored import stored_text
 from tests.support.yclient import YClient, eventually
 
 pytestmark = pytest.mark.integration
@@ -22,6 +24,10 @@ ROOM = "2nde-a-g1"
 
 def url(node: AtelierServer, user: str, doc: str) -> str:
     return f"{node.ws_url}/yjs/{ROOM}/{doc}?token={node.token(user)}"
+
+
+async def _stored_is(cluster: Cluster, doc: str, text: str) -> bool:
+    return await stored_text(cluster.database_url, ROOM, doc) == text
 
 
 async def test_edits_and_cursors_travel_between_nodes(three_nodes: Cluster) -> None:
@@ -53,6 +59,8 @@ async def test_a_lock_set_on_one_node_binds_students_on_another(three_nodes: Clu
     n1, n2, _ = three_nodes.nodes
     student = await YClient(url(n2, "s-01", "verrou")).connect()
     teacher = await YClient(url(n1, "t-martin", "verrou")).connect()
+    # The student's room channel, on the student's node: it shows the lock.
+    channel = await LiveClient(f"{n2.ws_url}/rooms/{ROOM}/live?token={n2.token('s-01')}").connect()
     await student.type("avant")
     await eventually(lambda: teacher.content() == "avant")
     async with httpx.AsyncClient() as http:
@@ -62,11 +70,25 @@ async def test_a_lock_set_on_one_node_binds_students_on_another(three_nodes: Clu
             headers={"Authorization": f"Bearer {n1.token('t-martin')}"},
         )
         assert r.status_code == 200
-    await asyncio.sleep(0.5)
+    # node-1 publishes the lock to the doc's topic, then the room's doc_locked event, in
+    # one ordered batch; node-2 handles its bus messages in order: once the event is on
+    # the student's channel, node-2's copy of the doc is locked.
+    await eventually(
+        lambda: any(
+            f["kind"] == "doc_locked" and f["doc"] == "verrou" and f["locked"]
+            for f in channel.of_type("event")
+        )
+    )
     await student.type(" interdit")
-    await eventually(lambda: len(student.denied) == 1)
-    await asyncio.sleep(0.3)
+    await student.round_trip()  # the edit was handled, the refusal is here
+    assert len(student.denied) == 1
+    # Barrier across the nodes: an awareness update (readers may send one) that the
+    # student's node handles after the refused edit reaches the teacher after anything
+    # that node relayed before it.
+    await student.set_awareness(1, {"user": {"name": "Léa"}})
+    await eventually(lambda: student.doc.client_id in teacher.awareness)
     assert teacher.content() == "avant"
+    await channel.close()
     await student.close()
     await teacher.close()
 
@@ -114,8 +136,8 @@ async def test_redis_restart_mid_typing_converges_and_loses_nothing(three_nodes:
     for client in (a, b, c):
         await client.close()
 
-    # And it is all in the database: restart every node, read it back.
-    await asyncio.sleep(0.5)
+    # And it is all in the database: read it there, then restart and read it back.
+    await eventually(lambda: _stored_is(three_nodes, "panne", final))
     three_nodes.stop_all()
     n1.start()
     fresh = await YClient(url(n1, "s-04", "panne")).connect()
@@ -164,7 +186,7 @@ async def test_sigkill_mid_typing_clients_move_to_other_nodes_nothing_lost(
     await again.close()
     await watcher.close()
     final = typist.content()
-    await asyncio.sleep(0.5)
+    await eventually(lambda: _stored_is(three_nodes, "bascule", final))
     three_nodes.stop_all()
     n2.start()
     fresh = await YClient(url(n2, "s-05", "bascule")).connect()

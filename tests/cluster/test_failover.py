@@ -15,7 +15,8 @@ from tests.support.cluster import Cluster
 from tests.support.nginx import Nginx, nginx_binary
 from tests.support.node import INTEROP_DIR, require_node_clients
 from tests.support.services import service_missing
-from tests.support.yclient import YClient
+from tests.support.stored import stored_text
+from tests.support.yclient import YClient, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
@@ -62,9 +63,15 @@ async def test_sigkill_the_rooms_node_while_stock_clients_type(three_nodes: Clus
         assert report["ok"] is True and report["tokens"] > 200
         assert all(n >= 1 for n in report["reconnects"])  # every provider lost its node
 
-        # The survivors stored it all: stop them, start one, read the doc back.
+        # The survivors stored it all: read it in the database, then stop them, start
+        # one, read the doc back.
         expected = report["textLength"]
-        await asyncio.sleep(0.5)
+
+        async def all_stored() -> bool:
+            text = await stored_text(three_nodes.database_url, ROOM, "bascule")
+            return len(text) == expected
+
+        await eventually(all_stored, timeout=10)
         three_nodes.stop_all()
         survivor = next(n for n in three_nodes.nodes if n is not victim)
         survivor.start()

@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from tests.support.server import AtelierServer
+from tests.support.stored import compacted, stored_text
 from tests.support.yclient import YClient, eventually
 
 pytestmark = pytest.mark.integration
@@ -29,8 +30,12 @@ async def _type_until_closed(client: YClient, limit: int = 5000) -> int:
     return sent
 
 
-def _doc_url(server: AtelierServer, user: str) -> str:
-    return f"{server.ws_url}/yjs/2nde-a-g1/rapport?token={server.token(user)}"
+def _doc_url(server: AtelierServer, user: str, doc: str = "rapport") -> str:
+    return f"{server.ws_url}/yjs/2nde-a-g1/{doc}?token={server.token(user)}"
+
+
+async def _stored_is(server: AtelierServer, doc: str, text: str) -> bool:
+    return await stored_text(server.database_url, "2nde-a-g1", doc) == text
 
 
 async def test_sigterm_mid_typing_loses_nothing(fresh_atelier: AtelierServer) -> None:
@@ -109,24 +114,32 @@ async def test_a_doc_that_fails_to_load_is_never_served_nor_overwritten(
     server = fresh_atelier
     writer = await YClient(_doc_url(server, "s-01")).connect()
     await writer.type("le vrai texte")
-    await asyncio.sleep(0.3)
+    await writer.round_trip()  # the server has the edit
     await writer.close()
-    await asyncio.sleep(1.0)  # unloaded: the next join loads from the database
+    # Unloaded, so that the next join loads from the database: the unload (0.2 s after
+    # the last client left) folds the log into the snapshot, its trace in the database.
+    await eventually(lambda: compacted(server.database_url, "2nde-a-g1", "rapport"))
     db = sqlite3.connect(server.data_dir / "atelier.db")
     with db:
         db.execute(
             "INSERT INTO doc_update (room_id, doc_name, data, created_at) "
             "VALUES ('2nde-a-g1', 'rapport', x'01020304', CURRENT_TIMESTAMP)"
         )
-    rows_before = db.execute("SELECT count(*) FROM doc_update").fetchone()[0]
+    log_rows = "SELECT count(*) FROM doc_update WHERE doc_name = 'rapport'"
+    rows_before = db.execute(log_rows).fetchone()[0]
     snapshot_before = db.execute("SELECT snapshot FROM doc WHERE name = 'rapport'").fetchone()
 
     c = YClient(_doc_url(server, "s-02"))
     await c.connect(wait_synced=False)
     assert await c.wait_closed() == 1013  # try again later: never an empty doc
     assert not c.synced.is_set() and c.content() == ""
-    await asyncio.sleep(0.5)
-    assert db.execute("SELECT count(*) FROM doc_update").fetchone()[0] == rows_before
+    # Barrier for the write-behind (one FIFO queue, committed in order): an edit of
+    # another doc, sent after the refusal, is committed after anything queued before it.
+    witness = await YClient(_doc_url(server, "s-03", "temoin")).connect()
+    await witness.type("témoin")
+    await eventually(lambda: _stored_is(server, "temoin", "témoin"))
+    await witness.close()
+    assert db.execute(log_rows).fetchone()[0] == rows_before
     assert db.execute("SELECT snapshot FROM doc WHERE name = 'rapport'").fetchone() == (
         snapshot_before
     )

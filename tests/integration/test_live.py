@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import msgpack
@@ -11,7 +12,7 @@ import pytest
 import websockets
 
 from tests.support.liveclient import LiveClient
-from tests.support.server import AtelierServer
+from tests.support.server import AtelierServer, make_server
 from tests.support.yclient import eventually
 
 pytestmark = pytest.mark.integration
@@ -192,14 +193,27 @@ async def test_presence_two_tabs_one_person_and_typing(atelier: AtelierServer) -
     await other.close()
 
 
-async def test_history_pages_over_rest(atelier: AtelierServer) -> None:
+@pytest.fixture
+def roomy_atelier(tmp_path: Path) -> Iterator[AtelierServer]:
+    """A node whose chat limit lets one user post a dozen messages back to back.
+
+    Teachers are rate limited too (burst 5, 20 a minute by default); that limit is
+    checked by test_limits_answered_with_error_frames on the default settings.
+    """
+    server = make_server(tmp_path, ATELIER_CHAT_MESSAGES_PER_MINUTE="600", ATELIER_CHAT_BURST="50")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_history_pages_over_rest(roomy_atelier: AtelierServer) -> None:
+    atelier = roomy_atelier
     room = "1ere-b-g2"  # s-37 … s-42, teacher t-durand
     teacher = await LiveClient(live(atelier, "t-durand", room)).connect()
     for i in range(1, 13):
         assert (await teacher.request({"t": "post", "text": f"consigne {i}"}))["t"] == "ok"
-        await asyncio.sleep(0.05)  # teachers are rate limited too (burst 5, 20 a minute)
-        if i % 5 == 0:
-            await asyncio.sleep(15.5)
     headers = {"Authorization": f"Bearer {atelier.token('s-37')}"}
     seen: list[str] = []
     before: int | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -12,6 +11,7 @@ import websockets
 
 from server.sync.messages import update_frame
 from tests.support.server import AtelierServer, make_server
+from tests.support.stored import compacted, stored_doc, text_of
 from tests.support.yclient import YClient, eventually
 
 pytestmark = pytest.mark.integration
@@ -54,9 +54,13 @@ async def test_late_joiner_gets_the_whole_doc(atelier: AtelierServer, doc: str) 
 async def test_doc_survives_unload_and_reload(atelier: AtelierServer, doc: str) -> None:
     a = await YClient(url(atelier, "s-01", doc)).connect()
     await a.type("gardé en base")
-    await asyncio.sleep(0.3)
+    await a.round_trip()  # the server has the edit
     await a.close()
-    await asyncio.sleep(1.0)  # unload delay is 0.2 s in tests: the doc is flushed and gone
+    # The last client left: once the unload delay (0.2 s in tests) passes, the unload
+    # flushes and folds the log into the snapshot; that fold is its trace in the database.
+    await eventually(lambda: compacted(atelier.database_url, "2nde-a-g1", doc))
+    stored = await stored_doc(atelier.database_url, "2nde-a-g1", doc)
+    assert text_of(stored) == "gardé en base"
     b = await YClient(url(atelier, "s-02", doc)).connect()
     await eventually(lambda: b.content() == "gardé en base")
     await b.close()
@@ -218,15 +222,18 @@ async def _assert_write_refused(
     update = scratch.get_update()
     frame = update_frame(update) if frame_kind == "update" else sync_step2_frame(update)
     await writer.send_raw(frame)
-    await eventually(lambda: len(writer.denied) >= 1)
-    assert b"read-only" in writer.denied[0]
-    # Never applied: a newcomer, and the watcher, do not see it.
-    await asyncio.sleep(0.3)
+    # Answered, not closed: the writer's next round trip is answered after the refusal.
+    await writer.round_trip()
+    assert len(writer.denied) == 1 and b"read-only" in writer.denied[0]
+    assert writer.close_code is None
+    # Never applied: the watcher's round trip, sent after the refusal was handled, is
+    # answered after anything fanned out to it before (and its step 2 would carry the
+    # edit too); a newcomer's initial sync is the server's whole doc.
+    await watcher.round_trip()
     assert "intrus" not in watcher.content()
     fresh = await YClient(watcher.url).connect()
-    await asyncio.sleep(0.2)
+    assert fresh.synced.is_set()
     assert "intrus" not in fresh.content()
-    assert writer.close_code is None  # answered, not closed
     await fresh.close()
 
 
@@ -298,6 +305,7 @@ async def test_health_readiness_and_openapi(atelier: AtelierServer, doc: str) ->
 
 async def test_tokens_never_logged(atelier: AtelierServer, doc: str) -> None:
     token = atelier.token("s-01")
+    mark = len(atelier.log())  # what this test's requests log comes after this
     c = await YClient(url(atelier, None, doc, token=token)).connect()
     await c.close()
     bad = YClient(url(atelier, None, doc, token="leaky.token.value"))
@@ -306,20 +314,35 @@ async def test_tokens_never_logged(atelier: AtelierServer, doc: str) -> None:
     async with httpx.AsyncClient(base_url=atelier.http_url) as http:
         await http.get("/api/me", headers={"Authorization": f"Bearer {token}"})
         await http.get(f"/api/me?token={token}")
-    await asyncio.sleep(0.3)
+
+    def logged_all() -> bool:
+        ours = atelier.log()[mark:]
+        return (
+            ours.count(f"/yjs/2nde-a-g1/{doc}") >= 2  # both sockets
+            and "GET /api/me HTTP" in ours
+            and "GET /api/me?token=" in ours
+        )
+
+    # Every request above is in the log, so the absence checks below read all of it.
+    await eventually(logged_all)
     logs = atelier.log()
-    assert f"/yjs/2nde-a-g1/{doc}" in logs  # the access log did record the sockets
     assert token not in logs and "leaky.token.value" not in logs
-    assert "token=[redacted]" in logs
+    assert "token=[redacted]" in logs[mark:]
 
 
 async def test_room_docs_members_and_class_overview(atelier: AtelierServer, doc: str) -> None:
     writer = await YClient(url(atelier, "s-01", doc)).connect()
     await writer.type("avancée du groupe 1")
-    await asyncio.sleep(0.3)
+    await writer.round_trip()
     await writer.close()
     async with httpx.AsyncClient(base_url=atelier.http_url) as http:
         student = {"Authorization": f"Bearer {atelier.token('s-01')}"}
+
+        async def listed() -> bool:
+            body = (await http.get("/api/rooms/2nde-a-g1/docs", headers=student)).json()
+            return doc in [d["name"] for d in body["docs"]]
+
+        await eventually(listed)  # once the write-behind committed the edit
         body = (await http.get("/api/rooms/2nde-a-g1/docs", headers=student)).json()
         assert doc in [d["name"] for d in body["docs"]]
         assert [m["id"] for m in body["members"] if m["role"] == "student"] == [

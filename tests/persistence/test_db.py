@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.persistence.db import alembic_config, create_engine, ping, run_migrations
-from server.persistence.models import metadata
+from server.persistence.models import metadata, school_t
 
 
 async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
@@ -28,8 +29,54 @@ async def test_migrated_schema_matches_the_models(engine: AsyncEngine) -> None:
     assert version == head  # migrated to the newest revision
 
 
+def _sync_url(db_url: str) -> sa.URL:
+    """The same database through a synchronous driver (the migrations run their own loop)."""
+    url = sa.make_url(db_url)
+    return url.set(drivername="sqlite") if url.get_backend_name() == "sqlite" else url
+
+
+def _schema_and_data(db_url: str) -> dict[str, object]:
+    """The alembic version, every table's columns, keys and indexes, and one seeded row."""
+    engine = sa.create_engine(_sync_url(db_url))
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            tables = {}
+            for table in sorted(inspector.get_table_names()):
+                tables[table] = {
+                    "columns": [
+                        (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                        for c in inspector.get_columns(table)
+                    ],
+                    "pk": inspector.get_pk_constraint(table),
+                    "fks": sorted(inspector.get_foreign_keys(table), key=repr),
+                    "indexes": sorted(inspector.get_indexes(table), key=repr),
+                    "uniques": sorted(inspector.get_unique_constraints(table), key=repr),
+                }
+            version = conn.scalar(text("SELECT version_num FROM alembic_version"))
+            schools = conn.execute(sa.select(school_t).order_by(school_t.c.id)).all()
+    finally:
+        engine.dispose()
+    return {"version": version, "tables": tables, "schools": [tuple(r) for r in schools]}
+
+
 def test_migrations_run_twice_are_a_no_op(db_url: str) -> None:
-    run_migrations(db_url)  # the fixture already migrated once
+    # The fixture already migrated once; some data is there when the second run comes.
+    engine = sa.create_engine(_sync_url(db_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(school_t.insert().values(id="lycee-x", name="Lycée X"))
+    finally:
+        engine.dispose()
+    before = _schema_and_data(db_url)
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert before["version"] == head
+    assert {t.name for t in metadata.sorted_tables} <= set(before["tables"])  # type: ignore[arg-type]
+    assert before["schools"] == [("lycee-x", "Lycée X")]
+
+    run_migrations(db_url)
+
+    assert _schema_and_data(db_url) == before
 
 
 async def test_run_migrations_refuses_a_running_loop(db_url: str) -> None:

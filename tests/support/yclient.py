@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 from typing import Any
 
@@ -50,6 +51,7 @@ class YClient:
         self.denied: list[bytes] = []
         self.awareness: dict[int, Any] = {}
         self.received_updates = 0
+        self.step2_count = 0  # sync step 2 frames received (the first one syncs)
         self._reader: asyncio.Task[None] | None = None
         self._sub = None
         self._applying = False
@@ -131,6 +133,7 @@ class YClient:
                         self._applying = False
                     self.received_updates += 1
                     if isinstance(msg, SyncStep2):
+                        self.step2_count += 1
                         self.synced.set()
                 elif isinstance(msg, AwarenessMessage):
                     for e in msg.entries:
@@ -146,6 +149,19 @@ class YClient:
                 self.close_code = rcvd.code if rcvd is not None else self.ws.close_code
                 self.close_reason = rcvd.reason if rcvd is not None else ""
             self.closed.set()
+
+    async def round_trip(self, timeout: float = 10) -> None:
+        """A barrier: send a sync step 1 and wait for the server's step 2 answering it.
+
+        The server handles one socket's frames in order and answers on that socket in
+        order, so once the answer is here every frame sent before has been handled, and
+        whatever the server sent this socket before answering (a fan-out, a refusal) has
+        arrived too. Fails if the socket closes instead.
+        """
+        before = self.step2_count
+        await self.ws.send(create_sync_message(self.doc))
+        await eventually(lambda: self.step2_count > before or self.closed.is_set(), timeout)
+        assert self.step2_count > before, f"closed ({self.close_code}) instead of answering"
 
     async def wait_closed(self, timeout: float = 10) -> int | None:
         await asyncio.wait_for(self.closed.wait(), timeout)
@@ -167,10 +183,17 @@ class YClient:
 
 
 async def eventually(predicate: Any, timeout: float = 10, interval: float = 0.05) -> None:
-    """Wait until ``predicate()`` is true; fail with the last value otherwise."""
+    """Wait until ``predicate()`` is true; fail with the last value otherwise.
+
+    ``predicate`` may be a coroutine function (e.g. ``lambda: bus.alive(...)`` compared
+    in an ``async def``): its result is awaited each time.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        if predicate():
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
             return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")

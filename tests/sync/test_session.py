@@ -281,17 +281,17 @@ def test_read_only_garbage_that_is_not_an_update_is_denied(session: DocSession) 
     assert out.reply == [DENIED]
 
 
-@pytest.mark.bug
 @pytest.mark.parametrize("wrap", [update_frame, sync_step2_frame], ids=["update", "step2"])
-def test_bug_read_only_second_edit_is_denied(
-    session: DocSession, server: Doc, wrap: object
-) -> None:
-    """BUG (session.carries_news): pycrdt's get_state(update) only counts a client's
-    structs contiguous from clock 0 (as Yjs' encodeStateVectorFromUpdate does), so an
-    update whose structs start later — every edit of a client after its first — has an
-    empty state vector (b"\\x00") and passes as "nothing new". A read-only client's
-    second keystroke is dropped without the permission-denied reply (not applied, but
-    the client believes its edit went through). Expected reply [DENIED]; actual []."""
+def test_read_only_second_edit_is_denied(session: DocSession, server: Doc, wrap: object) -> None:
+    """Every refused edit of a read-only client is answered, not only its first one, so
+    the client never believes an edit went through.
+
+    The pycrdt subtlety this guards against: ``get_state(update)`` only counts a
+    client's structs contiguous from clock 0 (as Yjs' ``encodeStateVectorFromUpdate``
+    does), so an update whose structs start later — every edit of a client after its
+    first — has an empty state vector (b"\\x00"). Deciding "nothing new" from that
+    state vector would drop the second keystroke silently. ``carries_news`` asks the
+    doc what it lacks instead (``get_update(update, doc state)``)."""
     peer = synced_peer(server)
     session.receive(edit(peer, 0, "a"), writable=False, now=0)  # denied, as it should
     second = decode(edit(peer, 1, "b")).update  # type: ignore[union-attr]
@@ -301,13 +301,14 @@ def test_bug_read_only_second_edit_is_denied(
     assert out.denied == READ_ONLY_REASON
 
 
-@pytest.mark.bug
-def test_bug_read_only_deletion_is_denied(session: DocSession, server: Doc) -> None:
-    """BUG (session.carries_news, "Deletions aside"): a read-only client deleting text
-    sends an update with no structs and a delete set; it is dropped silently although it
-    carries something new (the deletion), so the client is never told. Frame:
-    update_frame(b"\\x00\\x01\\x01\\x01\\x00\\x02") (no structs; delete client 1, clocks 0..1).
-    Expected reply [DENIED]; actual []."""
+def test_read_only_deletion_is_denied(session: DocSession, server: Doc) -> None:
+    """A read-only client's deletion is refused *and answered*, like an insertion.
+
+    A deletion is an update with no structs, only a delete set — here
+    update_frame(b"\\x00\\x01\\x01\\x01\\x00\\x02") (no structs; delete client 1,
+    clocks 0..1). Judging news by structs alone would drop it silently and the client
+    would never be told; ``carries_news`` counts a delete set as news in an update
+    message (not in a sync step 2, where Yjs clients resend their whole delete set)."""
     peer = synced_peer(server)
     del peer.text[0:2]
     [frame] = peer.take()
@@ -401,16 +402,17 @@ def test_closing_leaves_other_sockets_states(session: DocSession, table: Awarene
     assert other.owned == {6}
 
 
-@pytest.mark.bug
-def test_bug_ownership_follows_accepted_entries_not_client_ids(
+def test_ownership_follows_accepted_entries_not_client_ids(
     session: DocSession, table: AwarenessTable
 ) -> None:
-    """BUG (DocSession.receive, awareness branch): ownership is decided per client id
-    ("e.client_id in accepted"), so an accepted state followed in the same frame by a
-    rejected null for the same id (lower clock) un-owns it. Frame:
-    01 12 02 05 03 07 7b2261223a317d 05 01 04 6e756c6c — table keeps {"a":1} for
-    client 5, session.owned == set(), closing() returns None: the cursor stays on
-    everyone's screen until expiry. Expected owned {5} and a removal on closing."""
+    """A socket owns the awareness states it set, decided by the entries the table
+    accepted, in frame order — not by the client ids the frame mentions.
+
+    Frame 01 12 02 05 03 07 7b2261223a317d 05 01 04 6e756c6c: client 5's state {"a":1}
+    at clock 3 (accepted), then a null for client 5 at clock 1 (stale, rejected). The
+    table keeps {"a":1}, so the socket still owns client 5 and its closing removes it;
+    deciding by id ("5 is in the frame with a null") would un-own it and leave the
+    cursor on everyone's screen until the awareness timeout."""
     frame = awareness_frame(awareness_update((5, 3, '{"a":1}'), (5, 1, "null")))
     session.receive(frame, writable=True, now=0)
     assert table.state(5) == {"a": 1}

@@ -292,27 +292,29 @@ def test_protocol_error_is_a_value_error() -> None:
     assert issubclass(ProtocolError, ValueError)
 
 
-# --- Defects found by these tests --------------------------------------------------------
+# --- Hostile input: refused, and refused cheaply -----------------------------------------
 
 
-@pytest.mark.bug
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_bug_awareness_state_with_non_json_constant_is_refused(constant: str) -> None:
-    """BUG (messages._decode_awareness): Python's json.loads accepts NaN/Infinity, which
-    are not JSON. The raw text is forwarded verbatim to every client, whose
-    ``JSON.parse`` throws in y-protocols' applyAwarenessUpdate — one peer can break the
-    awareness of everyone on the doc. Expected ProtocolError; today it decodes."""
+def test_awareness_state_with_non_json_constant_is_refused(constant: str) -> None:
+    """An awareness state holding NaN or ±Infinity is a protocol error.
+
+    Python's ``json.loads`` accepts these constants, but they are not JSON. The raw
+    text is forwarded verbatim to every client, whose ``JSON.parse`` would throw in
+    y-protocols' applyAwarenessUpdate: one peer could break the awareness of everyone
+    on the doc. ``_decode_awareness`` refuses them (``parse_constant``)."""
     frame = awareness_frame(awareness_update((9, 1, f'{{"x":{constant}}}')))
     with pytest.raises(ProtocolError):
         decode(frame)
 
 
-@pytest.mark.bug
-def test_bug_overlong_varint_is_refused_without_reading_it_all() -> None:
-    """BUG (messages._Reader.uint): the 8-byte limit is checked only after the whole
-    varint has been read, and pycrdt's read_var_uint grows a Python int 7 bits per
-    byte — quadratic. 64 KiB of 0xff takes ~0.7 s; a 2 MiB frame (max_frame_bytes)
-    would block the event loop for minutes. Expected: refused after 9 bytes."""
+def test_overlong_varint_is_refused_without_reading_it_all() -> None:
+    """An overlong varint is refused after its first 8 bytes, in constant time.
+
+    Reading the whole varint before checking its length would be quadratic: pycrdt's
+    ``read_var_uint`` grows a Python int 7 bits per byte, so 64 KiB of 0xff would take
+    ~0.7 s and a 2 MiB frame (max_frame_bytes) would block the event loop for minutes.
+    ``_Reader.uint`` stops at the limit instead."""
     frame = b"\xff" * 65_536 + b"\x01"
     start = time.perf_counter()
     with pytest.raises(ProtocolError):
