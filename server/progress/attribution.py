@@ -54,12 +54,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from server.progress.ranges import NO_CLAIM, Client
 from server.sync.structs import Kind, decode_update
 
 #: The key of ``figures()`` and ``activity()`` for characters of unbound client ids and
@@ -73,7 +73,6 @@ SUMMARY_VERSION = 1
 _PRIOR = 0  # folded into a snapshot: credits nobody, beats everything (at = -inf)
 _NOBODY = 1  # UNATTRIBUTED
 _FIRST_USER = 2
-_NO_CLAIM = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,205 +85,37 @@ class Figures:
     last_edit: float | None
 
 
-class _Claims:
-    """One client's clock ranges, sorted and disjoint, each held by its earliest update."""
-
-    __slots__ = ("at", "by", "crc", "hi", "lo", "size")
-
-    def __init__(self) -> None:
-        self.lo = array("q")
-        self.hi = array("q")
-        self.at = array("d")
-        self.size = array("q")
-        self.crc = array("q")
-        self.by = array("l")
-
-    def __len__(self) -> int:
-        return len(self.lo)
-
-    def holder(self, unit: int) -> int:
-        """The author code of the claim on ``unit``, or _NO_CLAIM."""
-        i = bisect_right(self.hi, unit)
-        if i < len(self.lo) and self.lo[i] <= unit:
-            return self.by[i]
-        return _NO_CLAIM
-
-    def overlapping(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
-        """(lo, hi, author code) of the claims within [lo, hi), clipped."""
-        L, H, B = self.lo, self.hi, self.by
-        out = []
-        i = bisect_right(H, lo)
-        while i < len(L) and L[i] < hi:
-            out.append((max(L[i], lo), min(H[i], hi), B[i]))
-            i += 1
-        return out
-
-    def claim(
-        self, lo: int, hi: int, key: tuple[float, int, int, int], names: list[str]
-    ) -> list[tuple[int, int, int]]:
-        """Claim [lo, hi) for ``key`` wherever it is earlier than the holder's.
-
-        Returns (lo, hi, previous author code or _NO_CLAIM) of what changed hands."""
-        L, H, A, S, C, B = self.lo, self.hi, self.at, self.size, self.crc, self.by
-        at, size, crc, by = key
-        n = len(L)
-        if n == 0 or lo >= H[n - 1]:  # past the end: every keystroke of a client
-            if n and H[n - 1] == lo and A[n - 1] == at and S[n - 1] == size and C[n - 1] == crc:
-                if B[n - 1] == by:
-                    H[n - 1] = hi
-                    return [(lo, hi, _NO_CLAIM)]
-            L.append(lo)
-            H.append(hi)
-            A.append(at)
-            S.append(size)
-            C.append(crc)
-            B.append(by)
-            return [(lo, hi, _NO_CLAIM)]
-        i = bisect_right(H, lo)
-        j = i
-        segs: list[tuple[int, int, float, int, int, int]] = []
-        moved: list[tuple[int, int, int]] = []
-        cur = lo
-        mine = (at, size, crc)
-        while j < n and L[j] < hi:
-            l, h, b = L[j], H[j], B[j]
-            theirs = (A[j], S[j], C[j])
-            if l < cur:  # the part of the first claim before lo stays
-                segs.append((l, cur, theirs[0], theirs[1], theirs[2], b))
-            elif cur < l:  # a gap: nobody held it
-                segs.append((cur, l, at, size, crc, by))
-                moved.append((cur, l, _NO_CLAIM))
-            top = min(h, hi)
-            start = max(l, cur)
-            if mine < theirs or (mine == theirs and names[by] < names[b]):
-                segs.append((start, top, at, size, crc, by))
-                moved.append((start, top, b))
-            else:
-                segs.append((start, top, theirs[0], theirs[1], theirs[2], b))
-            if h > hi:
-                segs.append((hi, h, theirs[0], theirs[1], theirs[2], b))
-            cur = top
-            j += 1
-        if cur < hi:
-            segs.append((cur, hi, at, size, crc, by))
-            moved.append((cur, hi, _NO_CLAIM))
-        if not moved:
-            return moved
-        # Merge neighbours of one key (the claims of one update, or of a snapshot).
-        if i > 0:
-            i -= 1
-            segs.insert(0, (L[i], H[i], A[i], S[i], C[i], B[i]))
-        if j < n:
-            segs.append((L[j], H[j], A[j], S[j], C[j], B[j]))
-            j += 1
-        merged = [segs[0]]
-        for s in segs[1:]:
-            p = merged[-1]
-            if p[1] == s[0] and p[2:] == s[2:]:
-                merged[-1] = (p[0], s[1], *p[2:])
-            else:
-                merged.append(s)
-        L[i:j] = array("q", [s[0] for s in merged])
-        H[i:j] = array("q", [s[1] for s in merged])
-        A[i:j] = array("d", [s[2] for s in merged])
-        S[i:j] = array("q", [s[3] for s in merged])
-        C[i:j] = array("q", [s[4] for s in merged])
-        B[i:j] = array("l", [s[5] for s in merged])
-        return moved
-
-    def keys(self) -> set[tuple[int, float, int, int]]:
-        """(author code, at, size, crc) of every update holding a claim here."""
-        return set(zip(self.by, self.at, self.size, self.crc, strict=True))
-
-    def nbytes(self) -> int:
-        arrays = (self.lo, self.hi, self.at, self.size, self.crc, self.by)
-        return sum(a.itemsize * len(a) for a in arrays)
-
-
-class _Client:
-    __slots__ = ("astral", "deletions", "present", "s_hi", "s_lo", "structs")
-
-    def __init__(self) -> None:
-        self.structs = _Claims()
-        self.deletions = _Claims()
-        # Known character ranges, merged (no keys: whoever carried them, they are the same).
-        self.s_lo: list[int] = []
-        self.s_hi: list[int] = []
-        # Clocks where an astral code point (two UTF-16 units) starts.
-        self.astral: list[int] = []
-        # Code points of known characters not deleted.
-        self.present = 0
-
-    def weight(self, lo: int, hi: int) -> int:
-        """Code points in [lo, hi) of characters: units, less the second halves of pairs."""
-        a = self.astral
-        if not a:
-            return hi - lo
-        return (hi - lo) - (bisect_left(a, hi - 1) - bisect_left(a, lo - 1))
-
-    def string_weight(self, lo: int, hi: int) -> int:
-        """Code points of the known characters within [lo, hi)."""
-        L, H = self.s_lo, self.s_hi
-        i = bisect_right(H, lo)
-        total = 0
-        while i < len(L) and L[i] < hi:
-            total += self.weight(max(L[i], lo), min(H[i], hi))
-            i += 1
-        return total
-
-    def is_string(self, unit: int) -> bool:
-        i = bisect_right(self.s_hi, unit)
-        return i < len(self.s_lo) and self.s_lo[i] <= unit
-
-    def string_gaps(self, lo: int, hi: int) -> list[tuple[int, int]]:
-        """The parts of [lo, hi) not yet known as characters."""
-        L, H = self.s_lo, self.s_hi
-        i = bisect_right(H, lo)
-        gaps = []
-        cur = lo
-        while i < len(L) and L[i] < hi:
-            if cur < L[i]:
-                gaps.append((cur, L[i]))
-            cur = max(cur, H[i])
-            i += 1
-        if cur < hi:
-            gaps.append((cur, hi))
-        return gaps
-
-    def add_string_range(self, lo: int, hi: int) -> None:
-        L, H = self.s_lo, self.s_hi
-        i = bisect_left(H, lo)  # first range ending at or after lo: touches or follows
-        j = bisect_right(L, hi)  # ranges starting at or before hi touch
-        if i < j:
-            lo = min(lo, L[i])
-            hi = max(hi, H[j - 1])
-        L[i:j] = [lo]
-        H[i:j] = [hi]
-
-
 class Ledger:
     """The attribution of one doc (see the module's docstring)."""
 
     def __init__(self) -> None:
         self._owners: dict[int, str] = {}
-        self._clients: dict[int, _Client] = {}
+        self._clients: dict[int, Client] = {}
         self._names: list[str] = ["", UNATTRIBUTED]  # by author code; _PRIOR's is unused
         self._codes: dict[str, int] = {}
         # Code points deleted, by author code (the earliest deleter of each).
         self._deleted: dict[int, int] = {}
         # Counters folded from a summary: user → [deleted, edits, first, last, minutes].
         self._base: dict[str, _Base] = {}
-        self._edits_cache: dict[str, _Activity] | None = None
+        # user → their edits, kept up to date as updates come in order; recounted from
+        # the claims (``_recount``) after an update took a claim from another, or a bind
+        # changed whose structs count: either can take an edit back.
+        self._edits: dict[str, _Activity] = {}
+        self._stale = False
 
     # --- bindings
 
     def bind(self, client: int, user: str) -> bool:
         """Bind a client id to a user; the first user wins. False if bound to another."""
+        if not user:
+            raise ValueError("a user id is not empty")
         owner = self._owners.setdefault(client, user)
-        if owner == user:
-            self._edits_cache = None
-            return True
-        return False
+        if owner != user:
+            return False
+        c = self._clients.get(client)
+        if c is not None and len(c.structs):
+            self._stale = True  # others' structs under this id stop being their edits
+        return True
 
     def owner(self, client: int) -> str | None:
         return self._owners.get(client)
@@ -303,10 +134,10 @@ class Ledger:
             self._names.append(author)
         return code
 
-    def _client(self, client: int) -> _Client:
+    def _client(self, client: int) -> Client:
         c = self._clients.get(client)
         if c is None:
-            c = self._clients[client] = _Client()
+            c = self._clients[client] = Client()
         return c
 
     def apply(self, update: bytes, author: str | None, at: float) -> None:
@@ -315,6 +146,8 @@ class Ledger:
         Raises ``ProtocolError`` if the update is malformed (nothing is counted then)."""
         if not math.isfinite(at):
             raise ValueError("at must be a finite time")
+        if author == UNATTRIBUTED:
+            raise ValueError("a user id is not empty (no author: None)")
         self._integrate(update, self._code(author), at)
 
     def _integrate(self, update: bytes, by: int, at: float) -> None:
@@ -337,23 +170,33 @@ class Ledger:
             if s.kind is Kind.STRING:
                 assert s.text is not None
                 strings.append((s.client, s.clock, s.text))
-        for _client, clock, length in u.deletes:
+        for _client, _clock, length in u.deletes:
             size += length
         key = (-math.inf, 0, 0, _PRIOR) if by == _PRIOR else (at, size, _crc(update), by)
-        self._edits_cache = None
+        name = self._names[by]
+        edit = False
         for client, lo, hi in runs:
-            self._client(client).structs.claim(lo, hi, key, self._names)
+            moved = self._client(client).structs.claim(lo, hi, key, self._names)
+            if moved:
+                owner = self._owners.get(client)
+                edit = edit or owner is None or owner == name
+                self._stale = self._stale or any(m[2] != NO_CLAIM for m in moved)
         for client, clock, text in strings:
             self._add_string(self._client(client), clock, text)
         for client, clock, length in u.deletes:
-            if length:
-                self._add_deletion(self._client(client), clock, clock + length, key)
+            if length and self._add_deletion(self._client(client), clock, clock + length, key):
+                edit = True
+        if edit and by >= _FIRST_USER and not self._stale:
+            act = self._edits.get(name)
+            if act is None:
+                act = self._edits[name] = _Activity()
+            act.add(at)
 
     def _credit(self, by: int, n: int) -> None:
         if n:
             self._deleted[by] = self._deleted.get(by, 0) + n
 
-    def _add_string(self, c: _Client, clock: int, text: str) -> None:
+    def _add_string(self, c: Client, clock: int, text: str) -> None:
         end = clock + (len(text) if text.isascii() else len(text.encode("utf-16-le")) >> 1)
         if not text.isascii():
             pos = clock
@@ -373,39 +216,48 @@ class Ledger:
             c.present += total - deleted
             c.add_string_range(lo, hi)
 
-    def _add_astral(self, c: _Client, s: int) -> None:
+    def _add_astral(self, c: Client, s: int) -> None:
         i = bisect_left(c.astral, s)
         if i < len(c.astral) and c.astral[i] == s:
             return
-        insort(c.astral, s)
+        c.astral.insert(i, s)
         # Unit s + 1 is now the second half of a pair: it no longer counts as a character.
         # (Only if two copies of a range disagree, e.g. a surrogate pair that yjs split
         # into two U+FFFD; counted the same whatever the order they came in.)
         if c.is_string(s + 1):
             holder = c.deletions.holder(s + 1)
-            if holder == _NO_CLAIM:
+            if holder == NO_CLAIM:
                 c.present -= 1
             else:
                 self._credit(holder, -1)
 
-    def _add_deletion(self, c: _Client, lo: int, hi: int, key: tuple[float, int, int, int]) -> None:
+    def _add_deletion(self, c: Client, lo: int, hi: int, key: tuple[float, int, int, int]) -> bool:
+        """Claim a deleted range; True if ``key`` took any of it."""
         by = key[3]
-        for a, b, previous in c.deletions.claim(lo, hi, key, self._names):
+        moved = c.deletions.claim(lo, hi, key, self._names)
+        for a, b, previous in moved:
+            if previous != NO_CLAIM:
+                self._stale = True
             w = c.string_weight(a, b)
             if not w:
                 continue
-            if previous == _NO_CLAIM:
+            if previous == NO_CLAIM:
                 c.present -= w
             else:
                 self._credit(previous, -w)
             self._credit(by, w)
+        return bool(moved)
 
     # --- figures
 
     def _activity(self) -> dict[str, _Activity]:
-        """user → their edits (derived from the claims), cached until the next change."""
-        if self._edits_cache is not None:
-            return self._edits_cache
+        if self._stale:
+            self._edits = self._recount()
+            self._stale = False
+        return self._edits
+
+    def _recount(self) -> dict[str, _Activity]:
+        """user → their edits, from the claims: each update holding a claim that counts."""
         edits: dict[int, set[tuple[float, int, int]]] = {}
         for client, c in self._clients.items():
             owner = self._owners.get(client)
@@ -419,13 +271,9 @@ class Ledger:
                     edits.setdefault(by, set()).add((at, size, crc))
         out: dict[str, _Activity] = {}
         for by, keys in edits.items():
-            minutes: dict[int, int] = {}
+            act = out[self._names[by]] = _Activity()
             for at, _size, _crc in keys:
-                m = int(at // 60)
-                minutes[m] = minutes.get(m, 0) + 1
-            times = [k[0] for k in keys]
-            out[self._names[by]] = _Activity(len(keys), min(times), max(times), minutes)
-        self._edits_cache = out
+                act.add(at)
         return out
 
     def figures(self) -> dict[str, Figures]:
@@ -473,7 +321,10 @@ class Ledger:
 
     def index_bytes(self) -> int:
         """Bytes held by the range arrays (a lower bound of the ledger's memory)."""
-        return sum(c.structs.nbytes() + c.deletions.nbytes() for c in self._clients.values())
+        return sum(
+            c.structs.nbytes() + c.deletions.nbytes() + c.astral.itemsize * len(c.astral)
+            for c in self._clients.values()
+        )
 
     # --- snapshots and summaries
 
@@ -545,12 +396,23 @@ class Ledger:
         return ledger
 
 
-@dataclass(frozen=True, slots=True)
 class _Activity:
-    edits: int
-    first: float | None
-    last: float | None
-    minutes: dict[int, int]
+    """One user's edits: how many, first and last, per minute."""
+
+    __slots__ = ("edits", "first", "last", "minutes")
+
+    def __init__(self) -> None:
+        self.edits = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.minutes: dict[int, int] = {}
+
+    def add(self, at: float) -> None:
+        self.edits += 1
+        self.first = at if self.first is None else min(self.first, at)
+        self.last = at if self.last is None else max(self.last, at)
+        m = int(at // 60)
+        self.minutes[m] = self.minutes.get(m, 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +424,7 @@ class _Base:
     minutes: dict[int, int]
 
 
-_EMPTY_ACTIVITY = _Activity(0, None, None, {})
+_EMPTY_ACTIVITY = _Activity()
 _EMPTY_BASE = _Base(0, 0, None, None, {})
 _NOTHING = Figures(0, 0, 0, 0, None, None)
 

@@ -39,10 +39,10 @@ _ARRAY_KINDS = {Kind.JSON, Kind.ANY, Kind.BINARY, Kind.TYPE, Kind.DOC}
 def _root_of(structs: tuple[Struct, ...]) -> list[str | None]:
     """For each struct, the root it sits in directly (None: nested, or unknown)."""
     index: dict[int, tuple[list[int], list[int]]] = {}  # client → (clocks, struct indexes)
-    for i, s in enumerate(structs):
+    for n, s in enumerate(structs):
         clocks, ids = index.setdefault(s.client, ([], []))
         clocks.append(s.clock)
-        ids.append(i)
+        ids.append(n)
 
     def find(client: int, clock: int) -> int | None:
         entry = index.get(client)
@@ -119,15 +119,18 @@ def roots(doc: Doc) -> dict[str, str]:
 _BLOCK_CONTAINERS = {"bulletList", "orderedList", "listItem", "blockquote", "taskList", "taskItem"}
 
 
-def _inline_text(node: XmlElement | XmlText) -> str:
+Node = XmlFragment | XmlElement | XmlText
+
+
+def _inline_text(node: Node) -> str:
     if isinstance(node, XmlText):
         return "".join(part for part, _attrs in node.diff() if isinstance(part, str))
-    if node.tag == "hardBreak":
+    if isinstance(node, XmlElement) and node.tag == "hardBreak":
         return "\n"
     return "".join(_inline_text(child) for child in node.children)
 
 
-def _lines(node: XmlFragment | XmlElement | XmlText, out: list[str]) -> None:
+def _lines(node: Node, out: list[str]) -> None:
     if isinstance(node, XmlText):
         out.append(_inline_text(node))
     elif isinstance(node, XmlElement) and node.tag not in _BLOCK_CONTAINERS:
@@ -224,11 +227,13 @@ def _heading_level(value: object) -> int:
     return level if 1 <= level <= 6 else 1
 
 
-def _node_html(node: XmlElement | XmlText, block: bool) -> str:
+def _node_html(node: Node, block: bool) -> str:
     if isinstance(node, XmlText):
         inner = _inline_html(node)
         return f"<p>{inner}</p>" if block and inner else inner
-    tag = node.tag
+    if isinstance(node, XmlFragment):  # not in Tiptap docs; render what it holds
+        return _children_html(node, block)
+    tag = node.tag or ""
     if tag == "hardBreak":
         return "<br>"
     if tag == "horizontalRule":

@@ -372,23 +372,24 @@ def update_clients(update: bytes) -> frozenset[int]:
     if n >= 4 and update[0] <= 1:
         if update[0] == 0:
             return frozenset()
-        # #groups = 1, then #structs, client, clock: inline varints, ≤ 8 bytes each.
-        i = 1
-        values = []
-        for _ in range(3):
-            value = shift = 0
-            stop = min(i + 8, n)
-            while i < stop:
-                byte = update[i]
-                i += 1
-                value |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                shift += 7
-            else:
-                raise ProtocolError("bad varint in update header")
-            values.append(value)
-        if values[0] == 0:
+        # One group: #structs (a keystroke: 1, one byte), then the client id, a varint of
+        # at most 8 bytes (as _Cursor.uint). The clock is not needed.
+        if update[1] == 0:
             return frozenset()
-        return frozenset((values[1],))
+        i = 2
+        if update[1] >= 0x80:  # 128 structs or more (a merged update): skip the count
+            while update[i - 1] >= 0x80:
+                if i >= min(n, 9):
+                    raise ProtocolError("bad varint in update header")
+                i += 1
+        value = shift = 0
+        stop = min(i + 8, n)
+        while i < stop:
+            byte = update[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return frozenset((value,))
+            shift += 7
+        raise ProtocolError("bad varint in update header")
     return frozenset(s.client for s in decode_update(update).structs)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,20 @@ async def run_node(script: str, config: dict[str, Any], timeout: float) -> tuple
         pytest.fail(f"{script} did not finish within {timeout} s")
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+def node_json(script: str, config: dict[str, Any], timeout: float = 60) -> Any:
+    """Run a tests/interop script that prints JSON and return what it printed (sync: for
+    the tests that only need Node to make real Yjs bytes, no server)."""
+    node = require_node_clients()
+    done = subprocess.run(
+        [node, str(INTEROP_DIR / script)],
+        cwd=INTEROP_DIR,
+        env={**os.environ, "INTEROP_CONFIG": json.dumps(config)},
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{script} failed (exit {done.returncode}):\n{done.stderr.decode()}")
+    return json.loads(done.stdout)
