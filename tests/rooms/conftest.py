@@ -41,7 +41,7 @@ from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
 from server.persistence.db import create_engine
-from server.persistence.docs import DocStore, StoredDoc
+from server.persistence.docs import DocStore, Fold, StoredDoc
 from server.persistence.writer import Item
 from server.rooms.livedoc import LiveDoc
 from server.rooms.registry import RoomRegistry
@@ -109,8 +109,8 @@ class RecordingStore(DocStore):
         await super().append(items)
         self.appended.extend(items)
 
-    async def compact(self, room_id: str, doc_name: str) -> bool:
-        folded = await super().compact(room_id, doc_name)
+    async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool:
+        folded = await super().compact(room_id, doc_name, fold)
         self.compacted.append((room_id, doc_name))
         return folded
 

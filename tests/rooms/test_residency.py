@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus.base import Handler
 from server.bus.memory import MemoryHub
-from server.persistence.docs import DocStore, StoredDoc
+from server.persistence.docs import DocStore, Fold, StoredDoc
 from server.rooms.livedoc import DocLoadError, DocState
 from server.types import NodeId
 from tests.rooms.conftest import (
@@ -54,9 +54,9 @@ class SlowCompactStore(RecordingStore):
         self.gate = Gate()
         self.folded = asyncio.Event()
 
-    async def compact(self, room_id: str, doc_name: str) -> bool:
+    async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool:
         await self.gate.hold()
-        done = await super().compact(room_id, doc_name)
+        done = await super().compact(room_id, doc_name, fold)
         self.folded.set()
         return done
 
