@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.api import health, rest
+from server.api import progress as progress_api
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
 from server.bus import create_bus
@@ -26,6 +27,8 @@ from server.persistence.chat import ChatStore
 from server.persistence.db import create_engine
 from server.persistence.docs import DocStore
 from server.persistence.roster import Roster
+from server.persistence.versions import VersionStore
+from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
 from server.transport.edge import Edge, SocketRoute
 
@@ -69,18 +72,24 @@ def create_app(settings: Settings | None = None) -> Edge:
         live = LiveHub(settings, chat, outbox, watch)
         registry.on_saved = live.doc_saved
         registry.on_lock = live.doc_locked
+        roster = Roster(engine)
+        progress = Progress(
+            settings, registry, store, VersionStore(engine), roster, live.class_progress
+        )
         await registry.start()
         await live.start()
+        progress.start()
         watch.start()
         ctx = AppContext(
             settings=settings,
             engine=engine,
             store=store,
-            roster=Roster(engine),
+            roster=roster,
             bus=bus,
             registry=registry,
             chat=chat,
             live=live,
+            progress=progress,
             jwt_secret=settings.resolved_jwt_secret(),
         )
         app.state.ctx = ctx
@@ -90,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         finally:
             ctx.draining = True
             await watch.close()
+            await progress.close()
             await live.close()
             ok = await registry.close(settings.shutdown_grace_s)
             await outbox.close()
@@ -101,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         *rest.routes,
+        *progress_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:

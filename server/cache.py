@@ -1,35 +1,59 @@
-"""A small time-bounded cache for roster lookups (see ``Settings.roster_cache_s``)."""
+"""The roster caches: time- and size-bounded, or none at all (``Settings.roster_cache_s``).
+
+The cache itself is cachetools' ``TTLCache`` (LRU order, per-item expiry, O(1) insert and
+eviction); this module only states, in one place, how big the roster caches are and that
+a TTL of 0 (or less) means no caching. Callers use the plain mapping API: ``get(key)``
+and ``cache[key] = value``.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TypeVar
+
+from cachetools import TTLCache
 
 K = TypeVar("K")
 V = TypeVar("V")
 
+#: One entry per user and one per (user, room). A bound against unbounded growth, not a
+#: working-set size: far above the users one node serves at once.
+MAX_ENTRIES = 100_000
 
-class TTLCache(Generic[K, V]):
-    """A small time-bounded cache; bounded in size too (oldest entries go first)."""
 
-    def __init__(self, ttl_s: float, max_entries: int = 100_000) -> None:
-        self.ttl = ttl_s
-        self.max = max_entries
-        self._data: dict[K, tuple[float, V]] = {}
+class NoCache(MutableMapping[K, V]):
+    """A mapping that keeps nothing: every lookup misses, every write is dropped.
 
-    def get(self, key: K) -> V | None:
-        hit = self._data.get(key)
-        if hit is None:
-            return None
-        if hit[0] < time.monotonic():
-            del self._data[key]
-            return None
-        return hit[1]
+    Not a ``TTLCache`` with ttl 0: that one still stores the last item until the next
+    insert expires it, and "disabled" is easier to trust when nothing is stored at all.
+    """
 
-    def put(self, key: K, value: V) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._data) >= self.max:
-            for old in list(self._data)[: self.max // 10 or 1]:
-                del self._data[old]
-        self._data[key] = (time.monotonic() + self.ttl, value)
+    def __getitem__(self, key: K) -> V:
+        raise KeyError(key)
+
+    def __setitem__(self, key: K, value: V) -> None:
+        pass
+
+    def __delitem__(self, key: K) -> None:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def roster_cache(
+    ttl_s: float,
+    maxsize: int = MAX_ENTRIES,
+    timer: Callable[[], float] = time.monotonic,
+) -> MutableMapping[K, V]:
+    """A cache whose entries live ``ttl_s`` seconds, least recently used evicted first.
+
+    ``timer`` is cachetools' clock parameter (monotonic seconds), for tests.
+    """
+    if ttl_s <= 0:
+        return NoCache()
+    return TTLCache(maxsize, ttl_s, timer)

@@ -133,6 +133,30 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         default=10.0, description="Seconds allowed for flushing on SIGTERM before exit."
     )
+    # --- progress: versions and the class console (server/progress/) ---
+    version_pause_s: float = Field(
+        default=120.0,
+        description=(
+            "Take an automatic version of a doc after this many seconds without an edit "
+            "(a pause in the group's work). Lower it for finer history, at the cost of "
+            "one whole compressed state per version."
+        ),
+    )
+    version_interval_s: float = Field(
+        default=600.0,
+        description=(
+            "During continuous editing, take an automatic version at most this often "
+            "(seconds since the first edit after the previous version)."
+        ),
+    )
+    progress_event_s: float = Field(
+        default=1.0,
+        description=(
+            "Coalescing window of the teacher console's progress events: at most one per "
+            "doc per window. 1 s is live enough for a console and bounds the traffic."
+        ),
+    )
+
     awareness_timeout_s: float = Field(
         default=30.0,
         description="Awareness states not renewed for this long are dropped (y-protocols: 30 s).",

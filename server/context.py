@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.bus.base import Bus
-from server.cache import TTLCache
+from server.cache import roster_cache
 from server.config import Settings
 from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
 from server.persistence.docs import DocStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
+from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
 from server.types import RoomAccess
 
@@ -27,11 +29,14 @@ class AppContext:
     registry: RoomRegistry
     chat: ChatStore
     live: LiveHub
+    progress: Progress
     jwt_secret: str
     draining: bool = field(default=False)
-    user_cache: TTLCache[str, UserInfo] = field(init=False)
-    access_cache: TTLCache[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(init=False)
+    user_cache: MutableMapping[str, UserInfo] = field(init=False)
+    access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(
+        init=False
+    )
 
     def __post_init__(self) -> None:
-        self.user_cache = TTLCache(self.settings.roster_cache_s)
-        self.access_cache = TTLCache(self.settings.roster_cache_s)
+        self.user_cache = roster_cache(self.settings.roster_cache_s)
+        self.access_cache = roster_cache(self.settings.roster_cache_s)

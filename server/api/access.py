@@ -21,7 +21,7 @@ async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
     if user is None:
         user = await ctx.roster.get_user(user_id)
         if user is not None:
-            users.put(user_id, user)
+            users[user_id] = user
     if user is None:
         raise tokens.InvalidToken("unknown user")
     return user
@@ -43,7 +43,7 @@ async def access_to(
             ctx.roster, user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
         )
         result = (room, access)
-    accesses.put(key, result)
+    accesses[key] = result
     return result
 
 

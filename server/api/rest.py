@@ -35,7 +35,7 @@ schemas = SchemaGenerator(
 )
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
+def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
@@ -46,23 +46,23 @@ async def _user(request: Request) -> UserInfo | JSONResponse:
     try:
         return await authenticate(ctx, token)
     except InvalidToken as exc:
-        return _error(401, "unauthenticated", str(exc))
+        return error(401, "unauthenticated", str(exc))
 
 
 @dataclass(frozen=True, slots=True)
-class _Caller:
+class Caller:
     ctx: AppContext
     user: UserInfo
     room: RoomInfo
     access: RoomAccess
 
 
-async def _in_room(
+async def in_room(
     request: Request,
     room_id: str,
     allowed: Callable[[RoomAccess], bool] = lambda a: a.may_enter,
     refusal: str = "no access to this room",
-) -> _Caller | JSONResponse:
+) -> Caller | JSONResponse:
     """The authenticated caller and their access to ``room_id``, or the error to return.
 
     A room that does not exist is refused like a room one may not enter (403), so that
@@ -74,8 +74,8 @@ async def _in_room(
     ctx: AppContext = request.app.state.ctx
     info, access = await access_to(ctx, user, room_id)
     if info is None or not allowed(access):
-        return _error(403, "forbidden", refusal)
-    return _Caller(ctx, user, info, access)
+        return error(403, "forbidden", refusal)
+    return Caller(ctx, user, info, access)
 
 
 def _room_json(room) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -121,7 +121,7 @@ async def room(request: Request) -> Response:
       403:
         description: No access to this room (also for a room that does not exist).
     """
-    caller = await _in_room(request, request.path_params["room_id"])
+    caller = await in_room(request, request.path_params["room_id"])
     if isinstance(caller, JSONResponse):
         return caller
     info, access = caller.room, caller.access
@@ -162,22 +162,22 @@ async def doc_lock(request: Request) -> Response:
     room_id = request.path_params["room_id"]
     doc_name = request.path_params["doc_name"]
     if not DOC_NAME_RE.fullmatch(doc_name):
-        return _error(400, "bad_request", "invalid document name")
-    caller = await _in_room(request, room_id)
+        return error(400, "bad_request", "invalid document name")
+    caller = await in_room(request, room_id)
     if isinstance(caller, JSONResponse):
         return caller
     ctx, user, access = caller.ctx, caller.user, caller.access
     if request.method == "GET":
         return JSONResponse({"locked": await ctx.store.is_locked(room_id, doc_name)})
     if not access.lock:
-        return _error(403, "forbidden", "only the class's teacher may lock a document")
+        return error(403, "forbidden", "only the class's teacher may lock a document")
     try:
         body = await request.json()
         locked = body["locked"]
         if not isinstance(locked, bool):
             raise TypeError
     except Exception:
-        return _error(400, "bad_request", 'expected {"locked": true|false}')
+        return error(400, "bad_request", 'expected {"locked": true|false}')
     await ctx.registry.set_locked(room_id, doc_name, locked, user.id)
     return JSONResponse({"locked": locked})
 
@@ -208,7 +208,7 @@ async def messages(request: Request) -> Response:
         description: No chat access to this room.
     """
     room_id = request.path_params["room_id"]
-    caller = await _in_room(request, room_id, lambda a: a.chat, "no chat access to this room")
+    caller = await in_room(request, room_id, lambda a: a.chat, "no chat access to this room")
     if isinstance(caller, JSONResponse):
         return caller
     ctx = caller.ctx
@@ -219,7 +219,7 @@ async def messages(request: Request) -> Response:
         if not 1 <= limit <= 100 or (before_seq is not None and before_seq < 1):
             raise ValueError
     except ValueError:
-        return _error(400, "bad_request", "before is a seq >= 1, limit is 1..100")
+        return error(400, "bad_request", "before is a seq >= 1, limit is 1..100")
     page = await ctx.chat.before(room_id, before_seq, limit)
     next_before = page[0].seq if page and page[0].seq > 1 else None
     return JSONResponse({"messages": [m.to_wire() for m in page], "next_before": next_before})
@@ -242,7 +242,7 @@ async def room_docs(request: Request) -> Response:
         description: No access to this room.
     """
     room_id = request.path_params["room_id"]
-    caller = await _in_room(request, room_id)
+    caller = await in_room(request, room_id)
     if isinstance(caller, JSONResponse):
         return caller
     ctx, access = caller.ctx, caller.access
@@ -260,32 +260,38 @@ async def class_overview(request: Request) -> Response:
       200:
         description: >-
           {"class": {id, name}, "groups": [{id, name, members: [{id, name, role}],
-          last_activity: {doc: unix|null, chat: unix|null}}]}; who is online comes live
-          from each group's room channel
+          last_activity: {doc: unix|null, chat: unix|null}, docs: [{doc, words, chars,
+          preview, last_edit, users, activity}]}]}; who is online comes live from each
+          group's room channel, progress from the class channel
       401:
         description: Missing, invalid or expired token.
       403:
         description: Not a teacher of this class.
     """
     class_id = request.path_params["class_id"]
-    caller = await _in_room(
+    caller = await in_room(
         request, class_id, lambda a: a.moderate, "only the class's teachers see its overview"
     )
     if isinstance(caller, JSONResponse):
         return caller
     ctx, info = caller.ctx, caller.room
     if str(info.kind) != "class":
-        return _error(403, "forbidden", "only the class's teachers see its overview")
+        return error(403, "forbidden", "only the class's teachers see its overview")
     groups = await ctx.roster.groups_of_class(class_id)
     last = await activity.last_activity(ctx.engine, [g.id for g in groups])
     out = []
     for g in groups:
+        docs = [
+            await ctx.progress.doc_summary(g.id, d["name"])
+            for d in await activity.room_docs(ctx.engine, g.id)
+        ]
         out.append(
             {
                 "id": g.id,
                 "name": g.name,
                 "members": await activity.room_members(ctx.engine, g.id),
                 "last_activity": last.get(g.id, {"doc": None, "chat": None}),
+                "docs": docs,
             }
         )
     return JSONResponse({"class": {"id": info.id, "name": info.name}, "groups": out})
@@ -303,7 +309,7 @@ async def demo_users(request: Request) -> Response:
     """
     ctx: AppContext = request.app.state.ctx
     if not ctx.settings.demo:
-        return _error(404, "not_found", "demo mode is off")
+        return error(404, "not_found", "demo mode is off")
     users = await activity.demo_users(ctx.engine)
     return JSONResponse({"users": users})
 
@@ -323,16 +329,16 @@ async def demo_token(request: Request) -> Response:
     """
     ctx: AppContext = request.app.state.ctx
     if not ctx.settings.demo:
-        return _error(404, "not_found", "demo mode is off")
+        return error(404, "not_found", "demo mode is off")
     try:
         body = await request.json()
         user_id = body["user"]
         if not isinstance(user_id, str):
             raise TypeError
     except Exception:
-        return _error(400, "bad_request", 'expected {"user": "<id>"}')
+        return error(400, "bad_request", 'expected {"user": "<id>"}')
     if await ctx.roster.get_user(user_id) is None:
-        return _error(400, "bad_request", "unknown user")
+        return error(400, "bad_request", "unknown user")
     ttl = 8 * 3600
     return JSONResponse({"token": tokens.issue(ctx.jwt_secret, user_id, ttl), "expires_in": ttl})
 

@@ -69,7 +69,6 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.connected = asyncio.Event()
-        self.reconnects = 0
 
     # --- names ---
 
@@ -169,7 +168,6 @@ class RedisBus:
                     self._subscribed |= late
                 self.connected.set()
                 if not first:
-                    self.reconnects += 1
                     log.info("bus reconnected to Redis (%d channels)", len(self._subscribed))
                     await self._run_hooks()
                 first = False

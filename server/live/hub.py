@@ -1,7 +1,8 @@
 """All the room channels of this node, and their traffic with the other nodes.
 
 Bus kinds on a room topic (``room:{room_id}``), payloads in msgpack:
-``chat`` (a message, new or changed), ``mute``, ``event``, ``p_join`` (a presence meta,
+``chat`` (a message, new or changed), ``mute``, ``event``, ``progress`` (figures for
+the teachers of a class room), ``p_join`` (a presence meta,
 new or changed), ``p_leave``, ``p_sync`` (a node that just opened the room asks for
 everyone's presence) answered directly with ``p_state`` (the answering node's metas).
 When a node stops beating, its presence entries are purged everywhere (the leaves go
@@ -70,6 +71,7 @@ class LiveHub:
                 str(body["user"]), bool(body.get("muted")), str(body.get("by", "")), relay=False
             ),
             "event": lambda room, node, body: room.event(body),
+            "progress": lambda room, node, body: room.progress(body),
             "p_join": lambda room, node, body: room.remote_joined(Meta.from_record(body, node)),
             "p_leave": lambda room, node, body: room.remote_left(str(body.get("conn")), node),
             "p_sync": lambda room, node, body: self.outbox.send_to(
@@ -169,6 +171,14 @@ class LiveHub:
         if room is not None:
             room.event(frame)
         self.publish(f"room:{room_id}", "event", frame)
+
+    def class_progress(self, class_id: str, event: dict[str, Any]) -> None:
+        """A progress event (server/progress/) for the teachers on a class's channel."""
+        frame = {"t": "event", "kind": "progress", **event}
+        room = self.rooms.get(class_id)
+        if room is not None:
+            room.progress(frame)
+        self.publish(f"room:{class_id}", "progress", frame)
 
     # --- bus ---
 

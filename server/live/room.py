@@ -142,6 +142,7 @@ class LiveRoom:
             del self.buffer[seq]
         self.ready = True
         self._drain()
+        self._watch_gap()  # a message lost while we read leaves a gap: fill it too
 
     # --- sending to local sockets ---
 
@@ -156,6 +157,13 @@ class LiveRoom:
     def event(self, frame: dict[str, Any]) -> None:
         """A room event (``{"t": "event", ...}``) for this node's sockets."""
         self.send_all(protocol.encode(frame))
+
+    def progress(self, frame: dict[str, Any]) -> None:
+        """A ``progress`` event: for the class's teachers only (figures about minors)."""
+        encoded = protocol.encode(frame)
+        for conn in self.conns.values():
+            if conn.access.moderate:
+                conn.peer.send(encoded)
 
     def _send_presence(self, diff: dict[str, Any] | None) -> None:
         if diff is not None:
@@ -208,6 +216,10 @@ class LiveRoom:
         if held is None or message.get("version", 1) > held.get("version", 1):
             self.buffer[seq] = message
         self._drain()
+        self._watch_gap()
+
+    def _watch_gap(self) -> None:
+        """Fill from the database, after GAP_WAIT_S, what the buffer still waits for."""
         if self.buffer and (self._gap_task is None or self._gap_task.done()):
             self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
 

@@ -22,7 +22,7 @@ append to and compact the same doc at once, so:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,6 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from server.persistence.db import is_postgres, writer
 from server.persistence.models import doc_t, doc_update_t, utcnow
 from server.persistence.writer import Item
+
+#: (snapshot, attribution summary, [(update, author, unix time)]) → the new summary.
+Fold = Callable[[bytes | None, bytes | None, Sequence[tuple[bytes, str | None, float]]], bytes]
 
 #: Ids per DELETE statement: under SQLite's bound-parameter limit, small enough for PG.
 _DELETE_CHUNK = 5000
@@ -135,10 +138,16 @@ class DocStore:
             ],
         )
 
-    async def compact(self, room_id: str, doc_name: str) -> bool:
-        """Fold the log into the snapshot. True if any log row was folded."""
+    async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool:
+        """Fold the log into the snapshot. True if any log row was folded.
+
+        ``fold`` (server/progress/) turns the snapshot's attribution summary and the rows
+        being folded (update, author, time) into the summary of the new snapshot, in the
+        same transaction: folding never loses who wrote what."""
         async with self._writer.begin() as conn:
-            head_q = sa.select(doc_t.c.snapshot).where(self._where(room_id, doc_name))
+            head_q = sa.select(doc_t.c.snapshot, doc_t.c.attribution).where(
+                self._where(room_id, doc_name)
+            )
             if self._pg:
                 head_q = head_q.with_for_update(key_share=True)  # FOR NO KEY UPDATE
             head = (await conn.execute(head_q)).first()
@@ -146,20 +155,30 @@ class DocStore:
                 return False  # no doc row, hence (foreign key) no log either
             rows = (
                 await conn.execute(
-                    sa.select(doc_update_t.c.id, doc_update_t.c.data)
+                    sa.select(
+                        doc_update_t.c.id,
+                        doc_update_t.c.data,
+                        doc_update_t.c.author_id,
+                        doc_update_t.c.created_at,
+                    )
                     .where(self._log_where(room_id, doc_name))
                     .order_by(doc_update_t.c.id)
                 )
             ).all()
             if not rows:
                 return False
-            parts = [bytes(head.snapshot)] if head.snapshot is not None else []
+            snapshot = bytes(head.snapshot) if head.snapshot is not None else None
+            parts = [snapshot] if snapshot is not None else []
             parts.extend(bytes(r.data) for r in rows)
-            await conn.execute(
-                doc_t.update()
-                .where(self._where(room_id, doc_name))
-                .values(snapshot=pycrdt.merge_updates(*parts), updated_at=utcnow())
-            )
+            values: dict[str, object] = {
+                "snapshot": pycrdt.merge_updates(*parts),
+                "updated_at": utcnow(),
+            }
+            if fold is not None:
+                attribution = bytes(head.attribution) if head.attribution is not None else None
+                log_rows = [(bytes(r.data), r.author_id, _unix(r.created_at)) for r in rows]
+                values["attribution"] = fold(snapshot, attribution, log_rows)
+            await conn.execute(doc_t.update().where(self._where(room_id, doc_name)).values(values))
             ids = [r.id for r in rows]
             for start in range(0, len(ids), _DELETE_CHUNK):
                 chunk = ids[start : start + _DELETE_CHUNK]

@@ -98,6 +98,12 @@ class Roster:
         async with self._engine.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
+    async def children_of(self, parent_id: str) -> set[str]:
+        """The students ``parent_id`` is a parent of."""
+        query = sa.select(parent_link_t.c.student_id).where(parent_link_t.c.parent_id == parent_id)
+        async with self._engine.connect() as conn:
+            return set((await conn.execute(query)).scalars())
+
     async def rooms_of(self, user_id: str) -> list[RoomInfo]:
         """The user's rooms, classes first then groups, each sorted by id.
 

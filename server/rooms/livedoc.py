@@ -39,6 +39,7 @@ class LiveDoc:
         "locked",
         "log_size",
         "name",
+        "owners",
         "peer_nodes",
         "remote",
         "replica",
@@ -68,6 +69,9 @@ class LiveDoc:
         #: this replica last secured its state in the log (see rooms/relay.py).
         self.peer_nodes: set[NodeId] = set()
         self.bus_updates = 0
+        #: Yjs client id → the user it is bound to: the first user whose socket sent
+        #: structs under it (server/progress/ fills it at load; the sessions bind).
+        self.owners: dict[int, str] = {}
 
     @staticmethod
     def topic_of(room_id: str, name: str) -> str:
@@ -83,7 +87,8 @@ class LiveDoc:
     def attach(self, peer: PeerHandle) -> DocSession:
         if self.state is not DocState.READY:
             raise DocLoadError(f"doc is {self.state.value}")
-        session = DocSession(self.replica, self.awareness)
+        user = peer.user_id
+        session = DocSession(self.replica, self.awareness, owners=self.owners, user=user)
         self.sessions[peer] = session
         return session
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
-from server.persistence.docs import StoredDoc
+from server.persistence.docs import Fold, StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
 from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay, authored
@@ -48,12 +48,29 @@ log = logging.getLogger(__name__)
 LockHook = Callable[[str, str, bool, str], None]
 
 
+class DocWatcher(Protocol):
+    """Something that follows the docs of this node (server/progress/ does: attribution,
+    versions, the class console). Called on the hot path: ``integrated`` must not await
+    nor do more than book-keeping."""
+
+    def loaded(self, live: LiveDoc, stored: StoredDoc) -> None: ...
+
+    def integrated(
+        self, live: LiveDoc, update: bytes, origin: UpdateOrigin, author: str | None
+    ) -> None: ...
+
+    async def settling(self, live: LiveDoc) -> None:
+        """Before the doc unloads (its editing session ended)."""
+
+    def gone(self, live: LiveDoc) -> None: ...
+
+
 class DocStoreLike(Protocol):
     async def load(self, room_id: str, doc_name: str) -> StoredDoc: ...
 
     async def append(self, items: Sequence[Item]) -> None: ...
 
-    async def compact(self, room_id: str, doc_name: str) -> bool: ...
+    async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool: ...
 
     async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None: ...
 
@@ -75,8 +92,11 @@ class RoomRegistry:
         #: Called with (room_id, doc_name, state vector) when everything this node received
         #: for a doc is in the database (the room channel tells clients: "Enregistré").
         self.on_saved: Callable[[str, str, bytes], None] | None = None
-        #: Called when a doc's lock changes, here or on another node holding the doc.
+        #: Called when a teacher (un)locks a doc on this node.
         self.on_lock: LockHook | None = None
+        self.watchers: list[DocWatcher] = []
+        #: Folds the attribution of the log rows a compaction folds (server/progress/).
+        self.fold: Fold | None = None
         self.relay = Relay(self)
         self.docs: Residency[tuple[str, str], LiveDoc] = Residency(
             self.bus, self.relay.on_message, self, delay_s=settings.doc_unload_delay_s
@@ -137,6 +157,12 @@ class RoomRegistry:
             peer.send(frame)
         return session
 
+    def release(self, live: LiveDoc) -> None:
+        """Done with a doc opened without a socket (a version, a restore): unload it
+        later if nobody is on it."""
+        if live.ready and not self.closing:
+            self.docs.release(live.key, live)
+
     def leave(self, live: LiveDoc, peer: PeerHandle) -> None:
         gone = live.detach(peer)
         if gone is not None:
@@ -159,6 +185,8 @@ class RoomRegistry:
             self.integrate(live, whole, UpdateOrigin.STORE)
         live.locked = stored.locked
         live.log_size = len(stored.updates)
+        for watcher in self.watchers:
+            watcher.loaded(live, stored)
 
     def loaded(self, live: LiveDoc) -> None:
         live.state = DocState.READY
@@ -169,6 +197,8 @@ class RoomRegistry:
         log.exception("load failed for %s; it will not be served", live.topic)
 
     async def settle(self, live: LiveDoc) -> bool:
+        for watcher in self.watchers:
+            await watcher.settling(live)
         self.relay.secure(live)
         if not await self.writer.flush(timeout=30):
             return False
@@ -181,6 +211,8 @@ class RoomRegistry:
 
     async def gone(self, live: LiveDoc) -> None:
         live.state = DocState.GONE
+        for watcher in self.watchers:
+            watcher.gone(live)
 
     # --- the hot path ---
 
@@ -216,7 +248,8 @@ class RoomRegistry:
         ``author``: who made a BUS update (the other node's socket user); for a CLIENT
         update it is the sender's user, always (never what the client claims)."""
         if origin is UpdateOrigin.CLIENT:
-            author = sender.user_id if sender is not None else None
+            if sender is not None:
+                author = sender.user_id  # never what a client claims
             live.fan_out(frame or update_frame(update), exclude=sender)
             self.writer.enqueue(live.room_id, live.name, update, author)
             self.outbox.publish(live.topic, KIND_UPDATE, authored(author, update))
@@ -224,18 +257,26 @@ class RoomRegistry:
             if live.log_size >= self.settings.compact_after_updates and not live.compacting:
                 live.compacting = True  # claimed now; _compact sets it again
                 self._spawn(self._compact(live), name=f"compact {live.topic}")
-            return
+        else:
+            live.replica.apply(update)
+            if origin is UpdateOrigin.BUS:
+                live.bus_updates += 1
+                live.fan_out(frame or update_frame(update))
+        for watcher in self.watchers:
+            watcher.integrated(live, update, origin, author)
+
+    def change(self, live: LiveDoc, update: bytes, author: str) -> None:
+        """A change the server makes on a user's behalf (a restore): applied here, then
+        stored, published and fanned out exactly like that user's own edit."""
         live.replica.apply(update)
-        if origin is UpdateOrigin.BUS:
-            live.bus_updates += 1
-            live.fan_out(frame or update_frame(update))
+        self.integrate(live, update, UpdateOrigin.CLIENT, author=author)
 
     async def _compact(self, live: LiveDoc) -> None:
         live.compacting = True
         try:
             await self.writer.flush(timeout=30)
             before = live.log_size
-            await self.store.compact(live.room_id, live.name)
+            await self.store.compact(live.room_id, live.name, self.fold)
             live.log_size = max(0, live.log_size - before)
         except Exception:
             log.exception("compaction failed for %s (the log still holds everything)", live.topic)

@@ -19,9 +19,8 @@ settling and using it mean:
 
 A join never cancels an unload: cancelling it in the middle of a flush or an
 unsubscribe would leave a registered item without its subscription. The unload checks
-``keeper.in_use`` after each step instead; an item used and released again while it
-settled or unsubscribed waits its delay and settles again (what that user did must be
-durable too before the item goes).
+``keeper.in_use`` after each step instead, and waits again when the item was released
+again meanwhile.
 """
 
 from __future__ import annotations
@@ -144,28 +143,28 @@ class Residency(Generic[K, R]):
         keeper = self.keeper
         try:
             while True:
-                wait = self._released_at.get(key, 0.0) + self.delay_s - time.monotonic()
+                released = self._released_at.get(key, 0.0)
+                wait = released + self.delay_s - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
                 if keeper.in_use(item):
                     return
-                mark = self._released_at.get(key)
                 if not await keeper.settle(item):
                     log.warning("unload of %s postponed: not durable yet", item.topic)
                     await asyncio.sleep(self.retry_s)
                     continue
                 if keeper.in_use(item):
-                    return  # somebody came back while we settled: keep serving
-                if self._released_at.get(key) != mark:
-                    continue  # used and left again meanwhile: wait, then settle again
+                    return  # somebody came back while we flushed: keep serving
+                if self._released_at.get(key, 0.0) != released:
+                    continue  # ... and left again: wait a full delay, settle what they did
                 await self.bus.unsubscribe(item.topic)
-                if keeper.in_use(item) or self._released_at.get(key) != mark:
+                if keeper.in_use(item) or self._released_at.get(key, 0.0) != released:
                     await self.bus.subscribe(item.topic, self.on_message)
                     await keeper.resumed(item)
                     if keeper.in_use(item):
                         return
-                    continue
+                    continue  # released again meanwhile: their release found us running
                 del self.items[key]
                 self._released_at.pop(key, None)
                 await keeper.gone(item)

@@ -11,7 +11,8 @@ One WebSocket message carries one y-protocols message::
 Decoding is strict and total: any frame that is not exactly one well-formed message
 raises :class:`ProtocolError` (the socket is closed with 4400). The awareness payload is
 decoded here too, down to its JSON states, so that what reaches pycrdt's ``Awareness``
-can no longer fail. Varints and length-prefixed strings reuse pycrdt's codec.
+can no longer fail. Encoding is pycrdt's; decoding has its own bounded reader (see
+:class:`_Reader` for why).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pycrdt import Decoder, YMessageType, YSyncMessageType, write_var_uint
+from pycrdt import (
+    YMessageType,
+    YSyncMessageType,
+    create_awareness_message,
+    create_update_message,
+    write_var_uint,
+)
+from pycrdt._sync import create_sync_step1_message, create_sync_step2_message
 
 MSG_AUTH = 2
 MSG_QUERY_AWARENESS = 3
@@ -75,48 +83,48 @@ Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness
 
 
 class _Reader:
-    """A bounded reader over one frame, positioned like pycrdt's ``Decoder``.
+    """A bounded reader over one frame: the bytes, a position and the end.
 
-    Varints are read here rather than with ``Decoder.read_var_uint`` because a hostile
-    frame of 2 MiB of 0xff bytes makes that loop quadratic (seconds to minutes of a
-    blocked event loop); this one stops after 8 bytes (56 bits, far above any Yjs
-    client id, clock or length).
+    Varints are read here rather than with pycrdt's ``Decoder.read_var_uint`` because a
+    hostile frame of 2 MiB of 0xff bytes makes that loop quadratic (seconds to minutes of
+    a blocked event loop); this one stops after 8 bytes (56 bits, far above any Yjs
+    client id, clock or length). It keeps its own position rather than moving a
+    ``Decoder``'s ``i0``/``length``, which are pycrdt's internals, not its API.
     """
 
-    __slots__ = ("_d",)
+    __slots__ = ("_data", "_end", "_pos")
 
     def __init__(self, data: bytes) -> None:
-        self._d = Decoder(data)
+        self._data = data
+        self._pos = 0
+        self._end = len(data)
 
     def uint(self) -> int:
-        d = self._d
-        stream = d.stream
-        i = d.i0
-        end = min(i + 8, i + d.length)
+        data = self._data
+        start = i = self._pos
+        end = min(start + 8, self._end)
         value = 0
         shift = 0
         while i < end:
-            byte = stream[i]
+            byte = data[i]
             i += 1
             value |= (byte & 0x7F) << shift
             if byte < 0x80:
-                d.length -= i - d.i0
-                d.i0 = i
+                self._pos = i
                 return value
             shift += 7
-        if i - d.i0 >= 8:
+        if i - start >= 8:
             raise ProtocolError("varint too long")
         raise ProtocolError("truncated varint")
 
     def bytes_(self) -> bytes:
-        d = self._d
         length = self.uint()
-        if length > d.length:
+        start = self._pos
+        stop = start + length
+        if stop > self._end:
             raise ProtocolError("length prefix past end of frame")
-        start = d.i0
-        d.i0 += length
-        d.length -= length
-        return d.stream[start : d.i0]
+        self._pos = stop
+        return self._data[start:stop]
 
     def string(self) -> str:
         try:
@@ -125,7 +133,7 @@ class _Reader:
             raise ProtocolError("string is not UTF-8") from None
 
     def end(self) -> None:
-        if self._d.length != 0:
+        if self._pos != self._end:
             raise ProtocolError("trailing bytes after message")
 
 
@@ -223,24 +231,14 @@ def decode_state_vector(sv: bytes) -> dict[int, int]:
 # --- encoding (server → client) ---
 
 
-def _sync_frame(sub: int, body: bytes) -> bytes:
-    return bytes((YMessageType.SYNC, sub)) + write_var_uint(len(body)) + body
-
-
-def sync_step1_frame(state_vector: bytes) -> bytes:
-    return _sync_frame(YSyncMessageType.SYNC_STEP1, state_vector)
-
-
-def sync_step2_frame(update: bytes) -> bytes:
-    return _sync_frame(YSyncMessageType.SYNC_STEP2, update)
-
-
-def update_frame(update: bytes) -> bytes:
-    return _sync_frame(YSyncMessageType.SYNC_UPDATE, update)
-
-
-def awareness_frame(payload: bytes) -> bytes:
-    return bytes((YMessageType.AWARENESS,)) + write_var_uint(len(payload)) + payload
+# pycrdt's own encoders, under the names our callers use: the bytes are pycrdt's, so the
+# two can never drift apart. Step 1 and step 2 come from ``pycrdt._sync`` because pycrdt
+# 0.14 does not re-export them at top level (``create_sync_message`` takes a Doc, not a
+# state vector); pyproject pins pycrdt to 0.14.x and tests/sync checks the bytes.
+sync_step1_frame = create_sync_step1_message
+sync_step2_frame = create_sync_step2_message
+update_frame = create_update_message
+awareness_frame = create_awareness_message
 
 
 def permission_denied_frame(reason: str) -> bytes:

@@ -20,6 +20,12 @@ Rules enforced here, once, for every frame:
   a step-2 payload is wrapped once into an update frame. Empty updates go nowhere.
 - **Awareness ownership**: a socket speaks for the awareness client ids it set; when it
   closes, those states are removed for everyone (``closing`` returns that update).
+- **Client ids are owned**: given the doc's ``owners`` (client id → user), a socket's
+  update binds the client ids it is the first to use to its user, and a live update
+  that would add structs under a client id bound to another user is refused ("permission
+  denied", never applied): a student cannot write under a classmate's id. A sync step 2
+  may carry other users' structs (a replica handing back what the server lost): they
+  stay attributed to their owners.
 - Anything malformed, or an update pycrdt refuses, raises :class:`ProtocolError`.
 """
 
@@ -46,8 +52,10 @@ from server.sync.messages import (
     update_frame,
 )
 from server.sync.replica import Replica
+from server.sync.structs import update_clients
 
 READ_ONLY_REASON = "read-only: this document cannot be edited from this connection"
+FOREIGN_REASON = "permission denied: this Yjs client id belongs to another user"
 
 
 @dataclass(slots=True)
@@ -89,15 +97,54 @@ def carries_news(doc: Doc, update: bytes, *, catch_up: bool) -> bool:
 
 
 class DocSession:
-    __slots__ = ("awareness", "doc", "owned", "replica")
+    __slots__ = ("awareness", "doc", "owned", "owners", "replica", "user")
 
-    def __init__(self, replica: Replica | Doc, awareness: AwarenessTable) -> None:
+    def __init__(
+        self,
+        replica: Replica | Doc,
+        awareness: AwarenessTable,
+        *,
+        owners: dict[int, str] | None = None,
+        user: str | None = None,
+    ) -> None:
         if not isinstance(replica, Replica):
             replica = Replica(replica)  # a bare doc (tests, tools): a replica of its own
         self.replica = replica
         self.doc = replica.doc
         self.awareness = awareness
         self.owned: set[int] = set()
+        self.owners = owners
+        self.user = user
+
+    def _claim(self, update: bytes, *, live: bool) -> list[int] | None:
+        """The client ids this update would bind to our user, or None to refuse it."""
+        owners, user = self.owners, self.user
+        if owners is None or user is None:
+            return []
+        try:
+            clients = update_clients(update)
+        except ProtocolError:
+            return []  # pycrdt is the judge of validity; attribution just skips it
+        fresh: list[int] = []
+        foreign: set[int] = set()
+        for client in clients:
+            owner = owners.get(client)
+            if owner is None:
+                fresh.append(client)
+            elif owner != user:
+                foreign.add(client)
+        if foreign and live:
+            # Refused only if it adds something under those ids (a replay of structs
+            # the doc has already is harmless).
+            try:
+                missing = update_clients(get_update(update, self.doc.get_state()))
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except BaseException:
+                missing = frozenset(foreign)
+            if missing & foreign:
+                return None
+        return fresh
 
     def opening(self) -> list[bytes]:
         frames = [sync_step1_frame(self.doc.get_state())]
@@ -118,7 +165,17 @@ class DocSession:
                     out.denied = READ_ONLY_REASON
                     out.reply.append(permission_denied_frame(READ_ONLY_REASON))
                 return out
+            fresh = self._claim(update, live=isinstance(msg, SyncUpdate))
+            if fresh is None:
+                out.denied = FOREIGN_REASON
+                out.reply.append(permission_denied_frame(FOREIGN_REASON))
+                return out
             self.replica.apply(update)
+            if fresh:
+                owners = self.owners
+                assert owners is not None and self.user is not None
+                for client in fresh:
+                    owners.setdefault(client, self.user)
             out.update = update
             out.broadcast = frame if isinstance(msg, SyncUpdate) else update_frame(update)
         elif isinstance(msg, SyncStep1):

@@ -22,7 +22,18 @@ ALLOWED: dict[str, set[str]] = {
     "persistence": {"config"},
     "rooms": {"bus", "config", "persistence", "sync", "transport"},
     "live": {"bus", "config", "persistence", "rooms", "transport"},
-    "api": {"auth", "context", "live", "persistence", "rooms", "sync", "transport", "config"},
+    "progress": {"config", "persistence", "rooms", "sync"},
+    "api": {
+        "auth",
+        "context",
+        "live",
+        "persistence",
+        "progress",
+        "rooms",
+        "sync",
+        "transport",
+        "config",
+    },
 }
 
 #: Third-party packages a layer must not touch: sync/ is sans-I/O.
@@ -30,6 +41,7 @@ FORBIDDEN_LIBS: dict[str, set[str]] = {
     "sync": {"asyncio", "starlette", "uvicorn", "redis", "sqlalchemy", "sqlmodel"},
     "rooms": {"starlette", "uvicorn", "redis", "sqlalchemy"},
     "live": {"starlette", "uvicorn", "redis", "sqlalchemy"},
+    "progress": {"starlette", "uvicorn", "redis", "sqlalchemy"},
 }
 
 

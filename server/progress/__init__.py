@@ -1,0 +1,1 @@
+"""What teachers see of group work: attribution, history, the class console."""
