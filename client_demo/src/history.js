@@ -154,7 +154,7 @@ export function createHistoryPanel ({ roomId, doc, canWrite, nameOf, learnNames 
   }
 
   function clearDetail () {
-    detailTitle.textContent = t('history.versions')
+    detailTitle.textContent = t('history.detail')
     fill(detailBody, h('p', { class: 'muted-text' }, t('history.pick')))
     delete detail.dataset.filled
     delete detail.dataset.mode

@@ -404,6 +404,7 @@ async function main () {
     assert(await page.evaluate(() => window.__notReloaded === true), 'updated in place, without reloading')
     // one socket for the figures: the class channel (the group channels are presence)
     await axe(page, 'class console')
+    await block.scrollIntoViewIfNeeded()
     await shot(page, '9-suivi-classe-direct')
   })
 

@@ -16,6 +16,10 @@ import { DocBlock, idleText, notContributed } from '../progress.js'
 
 const TICK_MS = 15000
 
+// docs/protocol.md names an overview doc `name`; the server as written sends `doc` (as in
+// a progress event). Take either, the contract's first.
+const docName = (d) => (typeof d?.name === 'string' ? d.name : typeof d?.doc === 'string' ? d.doc : null)
+
 const docOrder = (a, b) => (a === 'rapport' ? -1 : b === 'rapport' ? 1 : a.localeCompare(b))
 
 export async function renderClass (main, { classId }) {
@@ -50,7 +54,7 @@ export async function renderClass (main, { classId }) {
       lastDoc: group.last_activity?.doc ?? null,
       lastChat: group.last_activity?.chat ?? null
     }
-    for (const doc of group.docs ?? []) upsertDoc(state, doc.name, doc)
+    for (const doc of group.docs ?? []) if (docName(doc)) upsertDoc(state, docName(doc), doc)
     if (!state.blocks.size) fill(docList, h('p', { class: 'muted-text no-docs' }, t('console.noDocs')))
     renderLast(state)
     renderFlags(state)
@@ -152,7 +156,7 @@ export async function renderClass (main, { classId }) {
       for (const group of fresh.groups) {
         const state = groups.get(group.id)
         if (!state) continue
-        for (const doc of group.docs ?? []) upsertDoc(state, doc.name, doc)
+        for (const doc of group.docs ?? []) if (docName(doc)) upsertDoc(state, docName(doc), doc)
         renderFlags(state)
       }
     } catch {}
