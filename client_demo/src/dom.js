@@ -16,6 +16,19 @@ export function h (tag, attrs = {}, ...children) {
   return el
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg'
+
+/** `h` for SVG elements (attributes only, no event handlers): svg('rect', {x: 1, y: 2}). */
+export function svg (tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag)
+  for (const [key, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue
+    el.setAttribute(key, String(value))
+  }
+  append(el, children)
+  return el
+}
+
 export function append (el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue

@@ -97,6 +97,23 @@ async function typeInEditor (page, text) {
   await page.keyboard.type(text, { delay: 5 })
 }
 
+/** Open another doc of the room already shown (the room screen switches docs in place). */
+async function switchDoc (page, room, doc) {
+  await page.evaluate((hash) => { location.hash = hash }, `#/room/${room}/${doc}`)
+  await page.locator('#doc-title', { hasText: `« ${doc} »` }).waitFor()
+  await page.locator('#editor .doc-text').waitFor()
+  await page.locator('#conn-state[data-state="online"]').waitFor()
+}
+
+/** Text of an element without what is there for screen readers only. */
+async function visibleText (locator) {
+  return locator.evaluate((el) => {
+    const copy = el.cloneNode(true)
+    copy.querySelectorAll('.sr-only, .caret').forEach((c) => c.remove())
+    return copy.textContent
+  })
+}
+
 /** The doc's text without the collaborators' caret labels. */
 async function docText (page) {
   return page.locator('#editor .doc-text').evaluate((el) => {
@@ -234,8 +251,8 @@ async function main () {
 
   await scenario('teacher_class_page', async () => {
     teacher = await newUser('t-martin')
-    await teacher.page.getByRole('link', { name: 'Suivi des groupes' }).first().click()
-    await teacher.page.getByRole('heading', { level: 1, name: /Classe Seconde A/ }).waitFor()
+    await teacher.page.getByRole('link', { name: 'Suivi de la classe' }).first().click()
+    await teacher.page.getByRole('heading', { level: 1, name: /Suivi de la classe · Seconde A/ }).waitFor()
     const g1 = teacher.page.locator('.group-card[data-group="2nde-a-g1"]')
     await g1.locator('.person[data-user="s-01"]').waitFor()
     await g1.locator('.person[data-user="s-02"]').waitFor()
@@ -247,7 +264,7 @@ async function main () {
   })
 
   await scenario('teacher_lock', async () => {
-    await teacher.page.locator('.group-card[data-group="2nde-a-g1"] a', { hasText: 'Ouvrir' }).click()
+    await teacher.page.locator('.group-card[data-group="2nde-a-g1"] a.group-open').click()
     await teacher.page.locator('#conn-state[data-state="online"]').waitFor()
     const toggle = teacher.page.locator('#lock-toggle')
     await toggle.click()
@@ -339,6 +356,161 @@ async function main () {
     assert(await page.evaluate(() => document.documentElement.lang) === 'en', 'lang=en')
     await page.getByRole('button', { name: "Passer l'interface en français" }).click()
     await page.getByRole('heading', { level: 2, name: 'Discussion' }).waitFor()
+  })
+
+  // ------------------------------------------------------------------ progress (issue part 4)
+  // Léa and Hugo write a new doc "suivi" of 2nde-a-g1 while M. Martin watches the console,
+  // on an old laptop's width: the group's card gets the doc live, with both of them in it.
+  await scenario('progress_console', async () => {
+    const { page } = teacher
+    await page.setViewportSize({ width: 1024, height: 768 })
+    await page.evaluate(() => { location.hash = '#/class/2nde-a' })
+    await page.getByRole('heading', { level: 1, name: /Suivi de la classe · Seconde A/ }).waitFor()
+    await page.locator('#console-live[data-state="open"]').waitFor()
+    const g1 = page.locator('.group-card[data-group="2nde-a-g1"]')
+    // the overview already lists the group's docs (rapport, written earlier)
+    await g1.locator('.doc-block[data-doc="rapport"] .doc-preview', { hasText: 'Notre rapport' }).waitFor()
+    await page.evaluate(() => { window.__notReloaded = true })
+    assert(await g1.locator('.doc-block[data-doc="suivi"]').count() === 0, 'no "suivi" doc yet')
+
+    await switchDoc(lea.page, '2nde-a-g1', 'suivi')
+    await switchDoc(hugo.page, '2nde-a-g1', 'suivi')
+    await typeInEditor(lea.page, 'Léa écrit le suivi.')
+    await hugo.page.locator('#editor .doc-text', { hasText: 'Léa écrit le suivi.' }).waitFor()
+    await typeInEditor(hugo.page, ' Hugo complète.')
+    await lea.page.locator('#editor .doc-text', { hasText: 'Hugo complète.' }).waitFor()
+
+    const block = g1.locator('.doc-block[data-doc="suivi"]')
+    await block.locator('.doc-preview', { hasText: 'Léa écrit le suivi.' }).waitFor()
+    await block.locator('.doc-preview', { hasText: 'Hugo complète.' }).waitFor()
+    for (const [id, name] of [['s-01', 'Léa'], ['s-02', 'Hugo']]) {
+      const row = block.locator(`.contrib-list li[data-user="${id}"]`)
+      await row.waitFor()
+      await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.inserted) > 0,
+        `.group-card[data-group="2nde-a-g1"] .doc-block[data-doc="suivi"] .contrib-list li[data-user="${id}"]`)
+      const text = await row.innerText()
+      assert(text.includes(name), `${id}'s row names them: ${text}`)
+      assert(/[1-9]\d* caractères? ajoutés?/.test(text), `${id}'s row writes the count out: ${text}`)
+      assert(await block.locator(`.contrib-bar .seg[data-user="${id}"]`).count() === 1, `${id} has a segment in the bar`)
+    }
+    const activity = await block.locator('.activity-text').innerText()
+    assert(/^[1-9]\d* modifications? dans la dernière heure$/.test(activity), `activity written out: ${activity}`)
+    assert(await block.locator('svg.spark rect').count() > 1, 'the sparkline draws bars')
+    assert(/mots?/.test(await block.locator('.doc-size').innerText()), 'word count shown')
+    assert(await block.locator('a', { hasText: 'Ouvrir « suivi »' }).getAttribute('href') === '#/room/2nde-a-g1/suivi', 'link to the doc')
+    // the rest of the group has not written: flagged by name
+    await g1.locator('.flag-student[data-user="s-03"]', { hasText: "n'a pas encore contribué" }).waitFor()
+    assert(await g1.locator('.flag-student[data-user="s-01"]').count() === 0, 'Léa is not flagged')
+    assert(await page.evaluate(() => window.__notReloaded === true), 'updated in place, without reloading')
+    // one socket for the figures: the class channel (the group channels are presence)
+    await axe(page, 'class console')
+    await block.scrollIntoViewIfNeeded()
+    await shot(page, '9-suivi-classe-direct')
+  })
+
+  await scenario('who_wrote_what', async () => {
+    const { page } = lea
+    await waitSaved(page)
+    await waitSaved(hugo.page)
+    const toggle = page.locator('#authors-toggle')
+    await toggle.focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#authors-toggle[aria-pressed="true"]').waitFor()
+    await page.locator('#authorship').waitFor()
+    assert(!(await page.locator('#editor').isVisible()), 'the editor gives way to the view')
+    const legend = page.locator('#authorship .author-legend')
+    await legend.locator('li[data-author="s-01"]', { hasText: 'Léa' }).waitFor()
+    await legend.locator('li[data-author="s-02"]', { hasText: 'Hugo' }).waitFor()
+    const runs = page.locator('#authorship .by-author')
+    const lea1 = runs.filter({ hasText: 'Léa écrit le suivi.' })
+    assert(await lea1.getAttribute('data-author') === 's-01', 'Léa’s sentence is hers')
+    assert(await lea1.getAttribute('title') === 'Écrit par Léa', 'titled with her name')
+    const hugo1 = runs.filter({ hasText: 'Hugo complète.' })
+    assert(await hugo1.getAttribute('data-author') === 's-02', 'Hugo’s sentence is his')
+    assert(await hugo1.getAttribute('title') === 'Écrit par Hugo', 'titled with his name')
+    assert(/\[Léa\]/.test(await lea1.textContent()), 'a screen-reader marker names the author')
+    // not colour alone: each author has their own underline style
+    const styles = await page.$$eval('#authorship .author-legend .author-sample', (els) => els.map((e) => getComputedStyle(e).textDecorationStyle))
+    assert(new Set(styles).size === styles.length, `one underline style per author: ${styles}`)
+    // the view follows the doc while shown
+    await typeInEditor(hugo.page, ' Encore Hugo.')
+    await page.locator('#authorship .by-author[data-author="s-02"]', { hasText: 'Encore Hugo.' }).waitFor()
+    await axe(page, 'who wrote what')
+    await shot(page, '11-qui-a-ecrit-quoi')
+    await toggle.focus()
+    await page.keyboard.press('Space')
+    await page.locator('#authors-toggle[aria-pressed="false"]').waitFor()
+    await page.locator('#editor .doc-text').waitFor({ state: 'visible' })
+    assert(await page.locator('#authorship').count() === 0, 'the view is gone')
+  })
+
+  await scenario('history_panel', async () => {
+    const { page } = lea
+    await page.setViewportSize({ width: 1024, height: 768 })
+    await waitSaved(page)
+    await waitSaved(hugo.page)
+    const opener = page.locator('#history-open')
+    const dialog = page.locator('#history-dialog')
+    // keyboard: open, name the doc as it is, close with Escape, focus comes back
+    await opener.focus()
+    await page.keyboard.press('Enter')
+    await dialog.waitFor()
+    await page.locator('#version-name').fill('Premier jet')
+    await page.keyboard.press('Enter')
+    const named = dialog.locator('.version[data-kind="named"]', { hasText: 'Premier jet' })
+    await named.waitFor()
+    assert(/nommée/.test(await named.innerText()), 'kind in words')
+    assert(/par Léa/.test(await named.innerText()), 'who made it')
+    await page.keyboard.press('Escape')
+    await dialog.waitFor({ state: 'hidden' })
+    assert(await page.evaluate(() => document.activeElement?.id) === 'history-open', 'focus back on the button')
+
+    await typeInEditor(page, ' Ajout après la version.')
+    await hugo.page.locator('#editor .doc-text', { hasText: 'Ajout après la version.' }).waitFor()
+    await waitSaved(page)
+
+    await opener.click()
+    await named.waitFor()
+    await named.locator('.version-view').click()
+    const content = dialog.locator('#version-detail .version-content')
+    await content.waitFor()
+    const old = await content.innerText()
+    assert(old.includes('Léa écrit le suivi.') && old.includes('Hugo complète.'), `the named version's text: ${old}`)
+    assert(!old.includes('Ajout après la version.'), 'without what came after')
+    assert(await dialog.locator('#version-detail').evaluate((el) => el.contains(document.activeElement)), 'focus on the version shown')
+    await axe(page, 'history panel')
+    await shot(page, '10-historique')
+
+    await named.locator('.version-compare').click()
+    await dialog.locator('#version-detail .diff ins', { hasText: 'Ajout après la version.' }).waitFor()
+    await dialog.locator('#version-detail .by-author-list li[data-user="s-01"]', { hasText: 'Léa' }).waitFor()
+    await axe(page, 'history (compare)')
+    await shot(page, '10b-historique-comparer')
+
+    // Restaurer asks first; Escape cancels the question, not the panel
+    await named.locator('.version-restore').click()
+    await dialog.locator('#restore-question', { hasText: 'Restaurer cette version ? Le document actuel sera conservé dans l\'historique.' }).waitFor()
+    await page.keyboard.press('Escape')
+    await dialog.locator('#restore-question').waitFor({ state: 'detached' })
+    assert(await dialog.isVisible(), 'the panel stays open')
+    await named.locator('.version-restore').click()
+    await dialog.locator('#restore-confirm').click()
+    // every connected client gets the old text at once
+    await hugo.page.waitForFunction(() => {
+      const text = document.querySelector('#editor .doc-text')?.textContent ?? ''
+      return !text.includes('Ajout après la version.') && text.includes('Hugo complète.')
+    })
+    await page.locator('#editor .doc-text', { hasText: 'Hugo complète.' }).waitFor()
+    assert(!(await docText(page)).includes('Ajout après la version.'), 'my editor too')
+    // the state before the restore is itself a version
+    const before = dialog.locator('.version[data-kind="restore"]').first()
+    await before.waitFor()
+    assert(/avant restauration/.test(await before.innerText()), 'kind in words')
+    await before.locator('.version-view').click()
+    await dialog.locator('#version-detail .version-content', { hasText: 'Ajout après la version.' }).waitFor()
+    await axe(page, 'history (restored)')
+    await page.keyboard.press('Escape')
+    await dialog.waitFor({ state: 'hidden' })
   })
 
   await scenario('no_token_in_console', async () => {

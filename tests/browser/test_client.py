@@ -12,6 +12,11 @@ contexts = several people) and records each one; every scenario is one test here
 - an edit made offline stays on screen as "not saved", merges after reconnecting, and
   the indicator comes back to "Enregistré";
 - a dropped doc socket comes back through our own jittered retry (not y-websocket's);
+- the teacher's class console updates live as two students write a new doc (preview,
+  words, each one's share, activity), on a 1024 px wide window;
+- "Qui a écrit quoi" shows each student's text attributed to them, and follows the doc;
+- the history panel names a version, shows it, compares it with the doc, restores it
+  (the other student's editor gets the old text) and keeps the state before as a version;
 - axe-core reports no serious or critical violation on any screen; no token is ever
   written to the console.
 
@@ -57,10 +62,13 @@ SCENARIOS = [
     "offline_merge",
     "doc_reconnect_jitter",
     "english_switch",
+    "progress_console",
+    "who_wrote_what",
+    "history_panel",
     "no_token_in_console",
 ]
 
-SUITE_TIMEOUT_S = 240
+SUITE_TIMEOUT_S = 360
 
 
 def _chromium() -> str:
@@ -188,6 +196,11 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "room (parent, read-only)",
         "room (offline)",
         "class page",
+        "class console",
+        "who wrote what",
+        "history panel",
+        "history (compare)",
+        "history (restored)",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [

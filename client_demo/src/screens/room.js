@@ -1,11 +1,14 @@
 // A room: its docs, the rich-text editor (Yjs + Tiptap, named carets), the chat, who is
-// here, the connection and "Enregistré" indicators, and the read-only / locked banners.
+// here, the connection and "Enregistré" indicators, the read-only / locked banners, and
+// for the doc its history panel (../history.js) and "who wrote what" view (../authorship.js).
 
 import { RoomChannel, renderMessage } from '../live.js'
 import { api, enc, session, wsBase } from '../api.js'
 import { colorOf, fill, h, jitteredDelay } from '../dom.js'
 import { clock, t } from '../i18n.js'
 import { DocSession } from '../docsession.js'
+import { createHistoryPanel } from '../history.js'
+import { AuthorshipView } from '../authorship.js'
 
 const DOC_NAME = /^[a-z0-9_-]{1,64}$/
 const TYPING_IDLE_MS = 2500
@@ -26,6 +29,15 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   let typingTimer = null
   const mutedUsers = new Set()
   let destroyed = false
+  let authorship = null // the AuthorshipView of the open doc, while "who wrote what" is on
+  // Names of people, for the history (versions name user ids): the room's members, me,
+  // and whoever the contributions name (a teacher who restored a group doc, say).
+  const people = new Map((docsInfo.members ?? []).map((m) => [m.id, m.name]))
+  people.set(me.id, me.display_name)
+  const nameOf = (id) => (id ? people.get(id) ?? id : t('history.unknownUser'))
+  const learnNames = (users) => { for (const u of users ?? []) if (u?.id && u.name) people.set(u.id, u.name) }
+  // Versions and contributions are for members with chat access and teachers (not parents).
+  const mayTrack = access.chat || access.moderate
 
   // ---------------------------------------------------------------- the room channel
   const channel = new RoomChannel({ url: wsBase(), room: roomId, token: () => session.token() })
@@ -82,7 +94,20 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     : null
   const banner = h('div', { class: 'banner-slot', id: 'doc-banner' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('room.toolbar'), 'aria-controls': 'editor' })
+  const formatTools = h('div', { class: 'tool-group' })
+  const authorsToggle = h('button', {
+    type: 'button', class: 'btn btn-small', id: 'authors-toggle', 'aria-pressed': 'false', 'aria-controls': 'authorship-host',
+    onclick: () => toggleAuthorship()
+  }, t('authors.toggle'))
+  const historyButton = h('button', {
+    type: 'button', class: 'btn btn-small', id: 'history-open', 'aria-haspopup': 'dialog',
+    onclick: (e) => history.open(e.currentTarget)
+  }, t('history.button'))
+  const viewTools = h('div', { class: 'tool-group tool-group-end' }, mayTrack && [authorsToggle, historyButton])
+  toolbar.append(formatTools, viewTools)
   const editorHost = h('div', { class: 'editor', id: 'editor' })
+  const authorshipHost = h('div', { class: 'authorship-host', id: 'authorship-host' })
+  const history = createHistoryPanel({ roomId, doc: () => currentDoc, canWrite: () => writable(), nameOf, learnNames })
 
   const chatLog = h('div', { class: 'chat-log', id: 'chat-log', role: 'log', 'aria-label': t('chat.log'), tabindex: '0' })
   const chatOlder = h('button', { type: 'button', class: 'btn btn-small', hidden: true, onclick: loadOlder }, t('chat.older'))
@@ -124,8 +149,9 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
         h('section', { class: 'panel', 'aria-labelledby': 'here-title' },
           h('h2', { id: 'here-title' }, t('room.here'), ' ', hereCount), hereList)),
       h('section', { class: 'panel doc', 'aria-labelledby': 'doc-title' },
-        h('div', { class: 'doc-head' }, docTitle, lockButton), banner, toolbar, editorHost),
-      chatPanel)))
+        h('div', { class: 'doc-head' }, docTitle, lockButton), banner, toolbar, editorHost, authorshipHost),
+      chatPanel),
+    history.element))
 
   // ---------------------------------------------------------------- docs
   function renderDocs () {
@@ -162,23 +188,54 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     }
     session_?.setEditable(writable())
     renderToolbar()
+    history.refresh()
   }
 
   function renderToolbar () {
     const editor = session_?.editor
-    const can = writable()
+    const can = writable() && !authorship
     const tool = (label, key, run, active) => h('button', {
       type: 'button', class: 'tool', 'aria-pressed': String(Boolean(active)), disabled: !can, title: label,
       onclick: () => { run(); editor?.commands.focus() }
     }, h('span', { 'aria-hidden': 'true' }, key), h('span', { class: 'sr-only' }, label))
     const a = (name, attrs) => Boolean(editor?.isActive(name, attrs))
-    fill(toolbar,
+    fill(formatTools,
       tool(t('fmt.bold'), 'G', () => editor.chain().focus().toggleBold().run(), a('bold')),
       tool(t('fmt.italic'), 'I', () => editor.chain().focus().toggleItalic().run(), a('italic')),
       tool(t('fmt.h2'), 'T', () => editor.chain().focus().toggleHeading({ level: 2 }).run(), a('heading', { level: 2 })),
       tool(t('fmt.list'), '•', () => editor.chain().focus().toggleBulletList().run(), a('bulletList')),
       tool(t('fmt.olist'), '1.', () => editor.chain().focus().toggleOrderedList().run(), a('orderedList')))
-    toolbar.hidden = !can
+    formatTools.hidden = !writable()
+    toolbar.hidden = formatTools.hidden && !mayTrack
+  }
+
+  // ---------------------------------------------------------------- who wrote what
+  async function toggleAuthorship (on = !authorship) {
+    if (on && !authorship && session_) {
+      const doc = currentDoc
+      authorship = new AuthorshipView({
+        ydoc: session_.ydoc,
+        docName: doc,
+        me: { id: me.id, name: me.display_name },
+        fetchContributions: async () => {
+          const data = await api(`/api/rooms/${enc(roomId)}/docs/${enc(doc)}/contributions`)
+          learnNames(data.users)
+          return data
+        }
+      })
+      authorshipHost.replaceChildren(authorship.element)
+      editorHost.hidden = true
+      authorsToggle.setAttribute('aria-pressed', 'true')
+      renderToolbar()
+      await authorship.show()
+    } else if (!on && authorship) {
+      authorship.destroy()
+      authorship = null
+      authorshipHost.replaceChildren()
+      editorHost.hidden = false
+      authorsToggle.setAttribute('aria-pressed', 'false')
+      renderToolbar()
+    }
   }
 
   function renderStatus () {
@@ -202,6 +259,8 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   async function openDoc (name) {
     if (destroyed) return
     currentDoc = DOC_NAME.test(name) ? name : 'rapport'
+    history.close()
+    toggleAuthorship(false) // the "off" path is synchronous
     session_?.destroy()
     session_ = null
     deniedReason = null
@@ -502,6 +561,8 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
       window.removeEventListener('offline', onOffline)
       window.removeEventListener('online', onOnline)
       channel.close()
+      history.close()
+      authorship?.destroy()
       session_?.destroy()
     }
   }
