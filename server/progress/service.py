@@ -202,6 +202,11 @@ class Progress:
         if dp is None or origin is UpdateOrigin.STORE:
             return
         now = time.time()
+        if origin is UpdateOrigin.BUS and author is not None:
+            # Another node's socket bound these client ids: the sessions here must know.
+            with contextlib.suppress(ProtocolError):
+                for client in update_clients(update):
+                    live.owners.setdefault(client, author)
         dp.pending.append((update, author, now))
         if origin is UpdateOrigin.CLIENT:
             dp.clock.edited(now, author)
