@@ -350,6 +350,9 @@ class Progress:
                 dp.local = False
                 self._catch_up(live, dp)
                 await self._send_progress(live, dp)
+            # One doc at a time, the loop free in between: folding every doc's queue in
+            # one go would hold the sockets of the whole node for that long.
+            await asyncio.sleep(0)
 
     async def _send_progress(self, live: LiveDoc, dp: DocProgress) -> None:
         if dp.class_id is None:
