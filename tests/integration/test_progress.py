@@ -235,3 +235,33 @@ async def test_figures_survive_compaction_and_a_restart(tmp_path: Path, doc: str
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop()
+
+
+async def test_a_restore_while_others_type_converges(atelier: AtelierServer, doc: str) -> None:
+    lea = await YClient(ws(atelier, "s-01", doc)).connect()
+    hugo = await YClient(ws(atelier, "s-02", doc)).connect()
+    await lea.type("Plan : ")
+    async with api(atelier, "s-01") as http:
+        r = await http.post(f"/api/rooms/{ROOM}/docs/{doc}/versions", json={"name": "plan"})
+        version = r.json()["version"]["id"]
+
+    async def keep_typing() -> None:
+        for i in range(40):  # bounded: 40 keystrokes, 10 ms apart
+            await hugo.type(f"{i % 10}")
+            await asyncio.sleep(0.01)
+
+    typing = asyncio.create_task(keep_typing())
+    await asyncio.sleep(0.1)  # let the typing start: the restore lands in its middle
+    async with api(atelier, "s-03") as http:
+        r = await http.post(f"/api/rooms/{ROOM}/docs/{doc}/versions/{version}/restore")
+        assert r.status_code == 200
+    await typing
+    await eventually(lambda: lea.content() == hugo.content())
+    probe = await YClient(ws(atelier, "s-04", doc)).connect()  # the server's own state
+    await eventually(lambda: probe.content() == hugo.content())
+    assert probe.content().startswith("Plan : ")
+    # Keystrokes typed after the restore reached the server are kept; none is lost twice.
+    got = await figures(atelier, doc)
+    assert got["s-03"]["inserted"] > 0  # the restored text counts for the restorer
+    for c in (lea, hugo, probe):
+        await c.close()
