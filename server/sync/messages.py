@@ -12,7 +12,7 @@ Decoding is strict and total: any frame that is not exactly one well-formed mess
 raises :class:`ProtocolError` (the socket is closed with 4400). The awareness payload is
 decoded here too, down to its JSON states, so that what reaches pycrdt's ``Awareness``
 can no longer fail. Encoding is pycrdt's; decoding has its own bounded reader (see
-:class:`_Reader` for why).
+:class:`~server.sync.lib0.Reader` for why).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from pycrdt import (
 )
 from pycrdt._sync import create_sync_step1_message, create_sync_step2_message
 
+from server.sync.lib0 import ProtocolError, Reader
+
 MSG_AUTH = 2
 MSG_QUERY_AWARENESS = 3
 AUTH_PERMISSION_DENIED = 0
@@ -37,10 +39,6 @@ AUTH_PERMISSION_DENIED = 0
 EMPTY_UPDATE = b"\x00\x00"
 #: Awareness states are JSON objects of a few hundred bytes (a name, a colour, a cursor).
 MAX_AWARENESS_CLIENTS = 64
-
-
-class ProtocolError(ValueError):
-    """A frame that is not a well-formed y-websocket message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,61 +80,6 @@ class QueryAwareness:
 Message = SyncStep1 | SyncStep2 | SyncUpdate | AwarenessMessage | QueryAwareness
 
 
-class _Reader:
-    """A bounded reader over one frame: the bytes, a position and the end.
-
-    Varints are read here rather than with pycrdt's ``Decoder.read_var_uint`` because a
-    hostile frame of 2 MiB of 0xff bytes makes that loop quadratic (seconds to minutes of
-    a blocked event loop); this one stops after 8 bytes (56 bits, far above any Yjs
-    client id, clock or length). It keeps its own position rather than moving a
-    ``Decoder``'s ``i0``/``length``, which are pycrdt's internals, not its API.
-    """
-
-    __slots__ = ("_data", "_end", "_pos")
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-        self._end = len(data)
-
-    def uint(self) -> int:
-        data = self._data
-        start = i = self._pos
-        end = min(start + 8, self._end)
-        value = 0
-        shift = 0
-        while i < end:
-            byte = data[i]
-            i += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self._pos = i
-                return value
-            shift += 7
-        if i - start >= 8:
-            raise ProtocolError("varint too long")
-        raise ProtocolError("truncated varint")
-
-    def bytes_(self) -> bytes:
-        length = self.uint()
-        start = self._pos
-        stop = start + length
-        if stop > self._end:
-            raise ProtocolError("length prefix past end of frame")
-        self._pos = stop
-        return self._data[start:stop]
-
-    def string(self) -> str:
-        try:
-            return self.bytes_().decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("string is not UTF-8") from None
-
-    def end(self) -> None:
-        if self._pos != self._end:
-            raise ProtocolError("trailing bytes after message")
-
-
 _SYNC_TYPES: tuple[type[SyncStep1] | type[SyncStep2] | type[SyncUpdate], ...] = (
     SyncStep1,
     SyncStep2,
@@ -161,7 +104,7 @@ def decode(frame: bytes) -> Message:
 
 
 def _decode_slow(frame: bytes) -> Message:
-    r = _Reader(frame)
+    r = Reader(frame)
     kind = r.uint()
     msg: Message
     if kind == YMessageType.SYNC:
@@ -183,7 +126,7 @@ def _decode_slow(frame: bytes) -> Message:
     else:
         # MSG_AUTH is server → client only; anything else is unknown.
         raise ProtocolError(f"unknown message type {kind}")
-    r.end()
+    r.done()
     return msg
 
 
@@ -193,7 +136,7 @@ def _not_json(name: str) -> None:
 
 def decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
     """The entries of an awareness update (the payload of an awareness message)."""
-    r = _Reader(payload)
+    r = Reader(payload)
     count = r.uint()
     if count > MAX_AWARENESS_CLIENTS:
         raise ProtocolError("too many awareness entries")
@@ -213,18 +156,18 @@ def decode_awareness(payload: bytes) -> tuple[AwarenessEntry, ...]:
         entries.append(
             AwarenessEntry(client_id, clock, state, raw if state is not None else "null")
         )
-    r.end()
+    r.done()
     return tuple(entries)
 
 
 def decode_state_vector(sv: bytes) -> dict[int, int]:
     """client id → clock, from an encoded state vector."""
-    r = _Reader(sv)
+    r = Reader(sv)
     out = {}
     for _ in range(r.uint()):
         client = r.uint()
         out[client] = r.uint()
-    r.end()
+    r.done()
     return out
 
 

@@ -45,11 +45,10 @@ import enum
 import json
 from dataclasses import dataclass
 
-from server.sync.messages import ProtocolError
+from server.sync.lib0 import ProtocolError, Reader
 
 #: Nesting of lib0 "any" values (objects and arrays in map values and XML attributes).
 #: Editors write two or three levels; 64 is generous and keeps Python's stack safe.
-MAX_ANY_DEPTH = 64
 
 
 class Kind(enum.IntEnum):
@@ -132,122 +131,7 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) >> 1
 
 
-class _Cursor:
-    """A bounded reader over bytes (lib0 ``decoding``); every read checks the end."""
-
-    __slots__ = ("buf", "end", "pos")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-        self.end = len(buf)
-
-    def left(self) -> int:
-        return self.end - self.pos
-
-    def uint(self) -> int:
-        buf = self.buf
-        i = self.pos
-        if i < self.end:
-            byte = buf[i]
-            if byte < 0x80:  # one byte: most lengths, counts and small clocks
-                self.pos = i + 1
-                return byte
-        stop = min(i + 8, self.end)
-        value = 0
-        shift = 0
-        while i < stop:
-            byte = buf[i]
-            i += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = i
-                return value
-            shift += 7
-        if i - self.pos >= 8:
-            raise ProtocolError("varint too long")
-        raise ProtocolError("truncated varint")
-
-    def count(self) -> int:
-        """A number of elements to read, each of which takes at least one byte."""
-        n = self.uint()
-        if n > self.end - self.pos:
-            raise ProtocolError("count past end of update")
-        return n
-
-    def int_(self) -> int:
-        """lib0 signed varint: sign in bit 6 of the first byte, 6 + 7n bits of magnitude."""
-        buf = self.buf
-        i = self.pos
-        if i >= self.end:
-            raise ProtocolError("truncated varint")
-        byte = buf[i]
-        i += 1
-        value = byte & 0x3F
-        negative = bool(byte & 0x40)
-        shift = 6
-        stop = min(self.pos + 8, self.end)
-        while byte & 0x80:
-            if i >= stop:
-                raise ProtocolError("varint too long" if i < self.end else "truncated varint")
-            byte = buf[i]
-            i += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-        self.pos = i
-        return -value if negative else value
-
-    def byte(self) -> int:
-        i = self.pos
-        if i >= self.end:
-            raise ProtocolError("truncated update")
-        self.pos = i + 1
-        return self.buf[i]
-
-    def raw(self, n: int) -> bytes:
-        i = self.pos
-        if n > self.end - i:
-            raise ProtocolError("length past end of update")
-        self.pos = i + n
-        return self.buf[i : i + n]
-
-    def bytes_(self) -> bytes:
-        return self.raw(self.uint())
-
-    def string(self) -> str:
-        try:
-            return self.raw(self.uint()).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("string is not UTF-8") from None
-
-    def skip_any(self, depth: int = 0) -> None:
-        """Read one lib0 "any" value (validated, discarded: nobody here needs it)."""
-        if depth > MAX_ANY_DEPTH:
-            raise ProtocolError("'any' value nested too deep")
-        tag = self.byte()
-        if tag >= 120:  # 127 undefined, 126 null, 121 false, 120 true: no payload
-            if tag == 125:
-                self.int_()
-            elif tag == 124:
-                self.raw(4)
-            elif tag == 123 or tag == 122:
-                self.raw(8)
-        elif tag == 119:
-            self.string()
-        elif tag == 118:
-            for _ in range(self.count()):
-                self.string()
-                self.skip_any(depth + 1)
-        elif tag == 117:
-            for _ in range(self.count()):
-                self.skip_any(depth + 1)
-        elif tag == 116:
-            self.bytes_()
-        else:
-            raise ProtocolError(f"unknown 'any' tag {tag}")
-
-
-def _item(r: _Cursor, client: int, clock: int, info: int) -> Struct:
+def _item(r: Reader, client: int, clock: int, info: int) -> Struct:
     origin = (r.uint(), r.uint()) if info & 0x80 else None
     right_origin = (r.uint(), r.uint()) if info & 0x40 else None
     parent_root = parent_sub = None
@@ -327,7 +211,7 @@ def _item(r: _Cursor, client: int, clock: int, info: int) -> Struct:
 
 def decode_update(update: bytes) -> Update:
     """Every struct and delete range of an update v1. Raises ProtocolError if malformed."""
-    r = _Cursor(bytes(update))
+    r = Reader(bytes(update))
     structs: list[Struct] = []
     seen: set[int] = set()
     for _ in range(r.count()):
@@ -373,7 +257,7 @@ def update_clients(update: bytes) -> frozenset[int]:
         if update[0] == 0:
             return frozenset()
         # One group: #structs (a keystroke: 1, one byte), then the client id, a varint of
-        # at most 8 bytes (as _Cursor.uint). The clock is not needed.
+        # at most 8 bytes (as Reader.uint). The clock is not needed.
         if update[1] == 0:
             return frozenset()
         i = 2

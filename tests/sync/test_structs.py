@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText, merge_updates
 from pycrdt import write_var_uint as vu
 
+from server.sync.lib0 import MAX_ANY_DEPTH
 from server.sync.messages import ProtocolError, decode_state_vector
 from server.sync.structs import (
-    MAX_ANY_DEPTH,
     Kind,
     Struct,
     TypeRef,
