@@ -22,7 +22,7 @@ from starlette.routing import Route
 from server.api.rest import Caller, error, in_room
 from server.progress import content
 from server.progress.attribution import UNATTRIBUTED, Ledger
-from server.progress.service import doc_of, figures_json
+from server.progress.service import doc_of, figures_json, minute_rows
 from server.types import DOC_NAME_RE, DocAccess, Role
 
 _WORDS = re.compile(r"\S+|\s+")
@@ -89,25 +89,13 @@ async def contributions(request: Request) -> Response:
                 "edits": nobody.edits if nobody else 0,
             },
             "authors": {str(c): u for c, u in ledger.owners().items()},
-            "activity": _activity(ledger),
+            "activity": {
+                user: row
+                for user, row in minute_rows(ledger, time.time()).items()
+                if user != UNATTRIBUTED
+            },
         }
     )
-
-
-def _activity(ledger: Ledger) -> dict[str, list[int]]:
-    now = time.time()
-    last = int(now // 60)
-    first = last - 59
-    out: dict[str, list[int]] = {}
-    for user, minutes in ledger.activity(first).items():
-        if user == UNATTRIBUTED:
-            continue
-        row = [0] * 60
-        for m, n in minutes.items():
-            if first <= m <= last:
-                row[m - first] = n
-        out[user] = row
-    return out
 
 
 async def versions(request: Request) -> Response:

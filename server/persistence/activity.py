@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from server.persistence.models import (
     doc_t,
     doc_update_t,
     membership_t,
+    unix,
     user_t,
 )
 
@@ -20,9 +21,7 @@ from server.persistence.models import (
 def _unix(value: datetime | None) -> float | None:
     if value is None:
         return None
-    if value.tzinfo is None:  # SQLite hands datetimes back naive; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    return unix(value)
 
 
 async def room_members(engine: AsyncEngine, room_id: str) -> list[dict[str, str]]:

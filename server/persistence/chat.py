@@ -26,7 +26,6 @@ SQLite keeps no zone (it stores the UTC wall clock), so a naive value read back 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,13 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.persistence.db import is_postgres, writer
-from server.persistence.models import chat_message_t, chat_mute_t, room_counter_t, utcnow
-
-
-def _unix(value: datetime) -> float:
-    if value.tzinfo is None:  # SQLite: the UTC wall clock, without its zone
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+from server.persistence.models import chat_message_t, chat_mute_t, room_counter_t, unix, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +76,8 @@ class ChatMessage:
             author_name=row.author_name,
             author_role=row.author_role,
             text=row.text,
-            at=_unix(row.created_at),
-            edited_at=_unix(row.edited_at) if row.edited_at is not None else None,
+            at=unix(row.created_at),
+            edited_at=unix(row.edited_at) if row.edited_at is not None else None,
             deleted=bool(row.deleted),
             deleted_by=row.deleted_by,
             version=int(row.version),

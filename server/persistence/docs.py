@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pycrdt
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.persistence.db import is_postgres, writer
-from server.persistence.models import doc_t, doc_update_t, utcnow
+from server.persistence.models import doc_t, doc_update_t, unix, utcnow
 from server.persistence.writer import Item
 
 #: (snapshot, attribution summary, [(update, author, unix time)]) → the new summary.
@@ -107,7 +106,7 @@ class DocStore:
             ).first()
         updates = [bytes(r.data) for r in rows]
         authors = [r.author_id for r in rows]
-        times = [_unix(r.created_at) for r in rows]
+        times = [unix(r.created_at) for r in rows]
         if head is None:
             return StoredDoc(None, updates, False, authors, times)
         snapshot = bytes(head.snapshot) if head.snapshot is not None else None
@@ -176,7 +175,7 @@ class DocStore:
             }
             if fold is not None:
                 attribution = bytes(head.attribution) if head.attribution is not None else None
-                log_rows = [(bytes(r.data), r.author_id, _unix(r.created_at)) for r in rows]
+                log_rows = [(bytes(r.data), r.author_id, unix(r.created_at)) for r in rows]
                 values["attribution"] = fold(snapshot, attribution, log_rows)
             await conn.execute(doc_t.update().where(self._where(room_id, doc_name)).values(values))
             ids = [r.id for r in rows]
@@ -203,10 +202,3 @@ class DocStore:
                 sa.select(doc_t.c.locked).where(self._where(room_id, doc_name))
             )
         return bool(locked)
-
-
-def _unix(when: datetime) -> float:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()

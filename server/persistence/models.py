@@ -37,6 +37,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def unix(value: datetime) -> float:
+    """Unix seconds of a stored timestamp. SQLite hands back the UTC wall clock without
+    its zone (naive); PostgreSQL an aware ``timestamptz``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
 def _id(*args: SchemaItem, **kw: Any) -> sa.Column[str]:
     """An id column: every id of the schema has the same type, so joins compare alike."""
     return sa.Column(sa.String(ID_LEN), *args, **kw)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.persistence.db import is_postgres, writer
-from server.persistence.models import doc_t, doc_version_t, utcnow
+from server.persistence.models import doc_t, doc_version_t, unix, utcnow
 
 #: The kinds of version (``DocVersion.kind``).
 KINDS = ("pause", "session", "interval", "named", "restore")
@@ -48,12 +47,6 @@ class VersionInfo:
         }
 
 
-def _unix(value: datetime) -> float:
-    if value.tzinfo is None:  # SQLite keeps the UTC wall clock without a zone
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
-
-
 _INFO = (
     doc_version_t.c.id,
     doc_version_t.c.room_id,
@@ -75,7 +68,7 @@ def _info(row: sa.Row) -> VersionInfo:  # type: ignore[type-arg]
         kind=row.kind,
         name=row.name,
         created_by=row.created_by,
-        created_at=_unix(row.created_at),
+        created_at=unix(row.created_at),
         contributors=list(json.loads(row.contributors or "[]")),
         state_vector=bytes(row.state_vector),
     )
@@ -133,7 +126,7 @@ class VersionStore:
             kind=kind,
             name=name,
             created_by=by,
-            created_at=_unix(now),
+            created_at=unix(now),
             contributors=sorted(set(contributors)),
             state_vector=state_vector,
         )

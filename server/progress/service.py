@@ -127,16 +127,24 @@ def figures_json(figures: dict[str, Figures], names: dict[str, str]) -> list[dic
     ]
 
 
-def series(ledger: Ledger, now: float) -> list[int]:
-    """Edits per minute over the last hour, oldest first, all users together."""
+def minute_rows(ledger: Ledger, now: float) -> dict[str, list[int]]:
+    """user → edits per minute over the last hour, oldest first."""
     last = int(now // 60)
     first = last - SERIES_MINUTES + 1
-    out = [0] * SERIES_MINUTES
-    for minutes in ledger.activity(first).values():
+    rows: dict[str, list[int]] = {}
+    for user, minutes in ledger.activity(first).items():
+        row = rows[user] = [0] * SERIES_MINUTES
         for m, n in minutes.items():
             if first <= m <= last:
-                out[m - first] += n
-    return out
+                row[m - first] = n
+    return rows
+
+
+def series(ledger: Ledger, now: float) -> list[int]:
+    """Edits per minute over the last hour, oldest first, all users together."""
+    return [sum(col) for col in zip(*minute_rows(ledger, now).values(), strict=True)] or [
+        0
+    ] * SERIES_MINUTES
 
 
 def doc_of(state: bytes) -> Doc:
@@ -225,15 +233,19 @@ class Progress:
     # --- figures ---
 
     def _catch_up(self, live: LiveDoc, dp: DocProgress) -> None:
+        """Fold the queued updates into the ledger. Their client ids are bound already,
+        in ``live.owners`` (by the session, or from the bus in ``integrated``)."""
         pending, dp.pending = dp.pending, []
-        for update, _author, _at in pending:
-            # Bindings made at the socket (the session) or relayed by the updates' node.
-            with contextlib.suppress(ProtocolError):
+        ledger = dp.ledger
+        for update, author, at in pending:
+            try:
                 for client in update_clients(update):
                     owner = live.owners.get(client)
                     if owner is not None:
-                        dp.ledger.bind(client, owner)
-        _feed(dp.ledger, pending)
+                        ledger.bind(client, owner)
+                ledger.apply(update, author, at)
+            except ProtocolError:
+                log.warning("an update the ledger cannot read was left out of the figures")
 
     def ledger(self, live: LiveDoc) -> Ledger | None:
         """The up-to-date ledger of a doc this node holds."""
@@ -262,21 +274,28 @@ class Progress:
         return {u: self._names.get(u, u) for u in users}
 
     async def doc_summary(self, room_id: str, doc_name: str) -> dict[str, Any]:
-        """What the class console shows of one doc."""
+        """What the class console shows of one doc (the overview; the live events)."""
         ledger, doc = await self.ledger_of(room_id, doc_name)
+        return await self._summary(room_id, doc_name, ledger, doc)
+
+    async def _summary(
+        self, room_id: str, doc_name: str, ledger: Ledger, doc: Doc
+    ) -> dict[str, Any]:
         figures = ledger.figures()
         text = content.plain_text(doc)
         names = await self.names(list(figures))
         last = max((f.last_edit for f in figures.values() if f.last_edit), default=None)
+        now = time.time()
         return {
             "room": room_id,
             "doc": doc_name,
+            "at": now,
             "words": content.words(text),
             "chars": len(text),
             "preview": text[:200],
             "last_edit": last,
             "users": figures_json(figures, names),
-            "activity": series(ledger, time.time()),
+            "activity": series(ledger, now),
         }
 
     # --- versions ---
@@ -360,21 +379,5 @@ class Progress:
             if info is None:
                 return
             dp.class_id = info.class_id or info.id
-        figures = dp.ledger.figures()
-        text = content.plain_text(live.doc)
-        names = await self.names(list(figures))
-        last = max((f.last_edit for f in figures.values() if f.last_edit), default=None)
-        self.class_event(
-            dp.class_id,
-            {
-                "room": live.room_id,
-                "doc": live.name,
-                "at": time.time(),
-                "words": content.words(text),
-                "chars": len(text),
-                "preview": text[:200],
-                "last_edit": last,
-                "users": figures_json(figures, names),
-                "activity": series(dp.ledger, time.time()),
-            },
-        )
+        summary = await self._summary(live.room_id, live.name, dp.ledger, live.doc)
+        self.class_event(dp.class_id, summary)
