@@ -13,19 +13,26 @@ from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from server.api import assignments as assignments_api
 from server.api import health, rest
+from server.api import notifications as notifications_api
 from server.api import progress as progress_api
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
+from server.assignments.service import Assignments
 from server.bus import create_bus
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings, get_settings
 from server.context import AppContext
 from server.live.hub import LiveHub
+from server.notifications.feed import Notifier
+from server.notifications.webhook import Webhook
+from server.persistence.assignments import AssignmentStore
 from server.persistence.chat import ChatStore
 from server.persistence.db import create_engine
 from server.persistence.docs import DocStore
+from server.persistence.notifications import NotificationStore
 from server.persistence.roster import Roster
 from server.persistence.versions import VersionStore
 from server.progress.service import Progress
@@ -73,12 +80,31 @@ def create_app(settings: Settings | None = None) -> Edge:
         registry.on_saved = live.doc_saved
         registry.on_lock = live.doc_locked
         roster = Roster(engine)
-        progress = Progress(
-            settings, registry, store, VersionStore(engine), roster, live.class_progress
+        versions = VersionStore(engine)
+        progress = Progress(settings, registry, store, versions, roster, live.class_progress)
+        notifications = NotificationStore(engine)
+        webhook = Webhook(settings, notifications) if settings.ent_webhook_url else None
+        notifier = Notifier(notifications, outbox=webhook is not None, push=live.notify)
+        if webhook is not None:
+            notifier.on_written = webhook.wake
+        assignments = Assignments(
+            settings,
+            AssignmentStore(engine, versions),
+            registry,
+            store,
+            roster,
+            notifier,
+            progress,
+            outbox,
         )
+        assignments.room_event = live.room_event
+        registry.watchers.append(assignments)
         await registry.start()
         await live.start()
         progress.start()
+        await assignments.start()
+        if webhook is not None:
+            webhook.start()
         watch.start()
         ctx = AppContext(
             settings=settings,
@@ -90,6 +116,8 @@ def create_app(settings: Settings | None = None) -> Edge:
             chat=chat,
             live=live,
             progress=progress,
+            assignments=assignments,
+            notifications=notifications,
             jwt_secret=settings.resolved_jwt_secret(),
         )
         app.state.ctx = ctx
@@ -99,6 +127,9 @@ def create_app(settings: Settings | None = None) -> Edge:
         finally:
             ctx.draining = True
             await watch.close()
+            if webhook is not None:
+                await webhook.close()
+            await assignments.close()
             await progress.close()
             await live.close()
             ok = await registry.close(settings.shutdown_grace_s)
@@ -112,6 +143,8 @@ def create_app(settings: Settings | None = None) -> Edge:
         Route("/readyz", health.readyz),
         *rest.routes,
         *progress_api.routes,
+        *assignments_api.routes,
+        *notifications_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:

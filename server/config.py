@@ -202,6 +202,65 @@ class Settings(BaseSettings):
         ),
     )
 
+    timezone: str = Field(
+        default="Europe/Paris",
+        description=(
+            "The school's time zone: a due date given without an offset is read in it, and "
+            "notifications and exports write dates in it."
+        ),
+    )
+    rendu_settle_s: float = Field(
+        default=1.0,
+        description=(
+            "When a work is handed in or frozen at its deadline, its doc is locked first and "
+            "its state taken this long after, so that edits accepted on other nodes before "
+            "the lock reached them (bus latency, write-behind) are in the rendu."
+        ),
+    )
+    deadline_lease_s: float = Field(
+        default=60.0,
+        description=(
+            "A node that claimed a work's freeze has this long to finish it; after that "
+            "(it died) another node claims it again. No work is frozen twice."
+        ),
+    )
+    deadline_poll_s: float = Field(
+        default=5.0,
+        description=(
+            "How often each node reads the agenda of upcoming deadlines (it also wakes at "
+            "each deadline it knows, and when an assignment changes anywhere)."
+        ),
+    )
+    reminder_before_s: float = Field(
+        default=86400.0,
+        description='The "due tomorrow" reminder goes this long before a work is due.',
+    )
+    ent_webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Where every notification is POSTed as signed JSON for the ENT to relay (its "
+            "mobile app, e-mail). Unset: notifications stay in Atelier's feed."
+        ),
+    )
+    ent_webhook_secret: str | None = Field(
+        default=None,
+        description=(
+            "HMAC-SHA256 key of the webhook's X-Atelier-Signature header. Required when "
+            "ENT_WEBHOOK_URL is set."
+        ),
+    )
+    webhook_timeout_s: float = Field(default=5.0, description="Timeout of one webhook POST.")
+    webhook_concurrency: int = Field(
+        default=8, description="Webhook POSTs one node has in flight at once."
+    )
+    webhook_max_backoff_s: float = Field(
+        default=3600.0,
+        description=(
+            "Retries back off exponentially (1 s, 2 s, 4 s … with jitter) up to this; a "
+            "notification is retried until the ENT takes it."
+        ),
+    )
+
     @cached_property
     def origins(self) -> list[str] | None:
         if not self.allowed_origins:

@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.assignments.service import Assignments
 from server.bus.base import Bus
 from server.cache import roster_cache
 from server.config import Settings
 from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
 from server.persistence.docs import DocStore
+from server.persistence.notifications import NotificationStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
 from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
@@ -30,6 +32,8 @@ class AppContext:
     chat: ChatStore
     live: LiveHub
     progress: Progress
+    assignments: Assignments
+    notifications: NotificationStore
     jwt_secret: str
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from server.auth import tokens
-from server.auth.permissions import resolve
+from server.auth.permissions import resolve, work_doc_access
 from server.context import AppContext
 from server.persistence.roster import RoomInfo, UserInfo
 from server.types import NO_ACCESS, Role, RoomAccess, RoomKind
@@ -45,6 +45,28 @@ async def access_to(
         result = (room, access)
     accesses[key] = result
     return result
+
+
+async def doc_access(
+    ctx: AppContext, user: UserInfo, room: RoomInfo, access: RoomAccess, doc_name: str
+) -> RoomAccess:
+    """``access`` refined for one doc: an assignment's doc in a class room may be a
+    student's personal work (server/auth/permissions.py ``work_doc_access``). Only
+    students and parents in class rooms pay the look-up."""
+    role = Role(user.role)
+    if (
+        RoomKind(room.kind) is not RoomKind.CLASS
+        or role not in (Role.STUDENT, Role.PARENT)
+        or not access.may_enter
+    ):
+        return access
+    rule = await ctx.assignments.store.doc_rule(room.id, doc_name)
+    if rule is None:
+        return access
+    children = (
+        frozenset(await ctx.roster.children_of(user.id)) if role is Role.PARENT else frozenset()
+    )
+    return work_doc_access(access, role, RoomKind(room.kind), user.id, rule.owner, children)
 
 
 def origin_allowed(ctx: AppContext, origin: str | None, host: str) -> bool:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api.access import doc_access
 from server.api.rest import Caller, error, in_room
 from server.progress import content
 from server.progress.attribution import UNATTRIBUTED, Ledger
@@ -29,9 +30,16 @@ _WORDS = re.compile(r"\S+|\s+")
 
 
 async def _caller(request: Request) -> Caller | JSONResponse:
-    if not DOC_NAME_RE.fullmatch(request.path_params["doc_name"]):
+    doc_name = request.path_params["doc_name"]
+    if not DOC_NAME_RE.fullmatch(doc_name):
         return error(400, "bad_request", "invalid document name")
-    return await in_room(request, request.path_params["room_id"])
+    caller = await in_room(request, request.path_params["room_id"])
+    if isinstance(caller, JSONResponse):
+        return caller
+    access = await doc_access(caller.ctx, caller.user, caller.room, caller.access, doc_name)
+    if access.docs is DocAccess.NONE:
+        return error(403, "forbidden", "no access to this document")
+    return Caller(caller.ctx, caller.user, caller.room, access)
 
 
 def _sees_history(caller: Caller) -> bool:

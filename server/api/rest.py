@@ -13,13 +13,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from server.api.access import access_to, authenticate
+from server.api.access import access_to, authenticate, doc_access
 from server.auth import tokens
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence import activity
+from server.persistence.assignments import AssignmentRow
+from server.persistence.models import unix
 from server.persistence.roster import RoomInfo, UserInfo
-from server.types import DOC_NAME_RE, RoomAccess
+from server.types import DOC_NAME_RE, DocAccess, RoomAccess
 
 schemas = SchemaGenerator(
     {
@@ -39,7 +41,7 @@ def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
-async def _user(request: Request) -> UserInfo | JSONResponse:
+async def user_of(request: Request) -> UserInfo | JSONResponse:
     ctx: AppContext = request.app.state.ctx
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
@@ -68,7 +70,7 @@ async def in_room(
     A room that does not exist is refused like a room one may not enter (403), so that
     room ids cannot be probed.
     """
-    user = await _user(request)
+    user = await user_of(request)
     if isinstance(user, JSONResponse):
         return user
     ctx: AppContext = request.app.state.ctx
@@ -92,7 +94,7 @@ async def me(request: Request) -> Response:
       401:
         description: Missing, invalid or expired token.
     """
-    user = await _user(request)
+    user = await user_of(request)
     if isinstance(user, JSONResponse):
         return user
     ctx: AppContext = request.app.state.ctx
@@ -158,6 +160,8 @@ async def doc_lock(request: Request) -> Response:
         description: Missing, invalid or expired token.
       403:
         description: No access to this room, or not allowed to lock.
+      409:
+        description: The doc is an assignment's work handed in or frozen (reopen it instead).
     """
     room_id = request.path_params["room_id"]
     doc_name = request.path_params["doc_name"]
@@ -178,6 +182,9 @@ async def doc_lock(request: Request) -> Response:
             raise TypeError
     except Exception:
         return error(400, "bad_request", 'expected {"locked": true|false}')
+    work = await ctx.assignments.store.work_of_doc(room_id, doc_name)
+    if work is not None and work.status != "open":
+        return error(409, "conflict", "this doc is a handed-in work: reopen the work instead")
     await ctx.registry.set_locked(room_id, doc_name, locked, user.id)
     return JSONResponse({"locked": locked})
 
@@ -234,8 +241,10 @@ async def room_docs(request: Request) -> Response:
     responses:
       200:
         description: >-
-          {"docs": [{name, locked, updated_at}], "members": [{id, name, role}]};
-          members are listed only to those with chat access (not to parents)
+          {"docs": [{name, locked, updated_at, assignment?: {id, title, work_id,
+          student_id, due_at, status}}], "members": [{id, name, role}]}; members are
+          listed only to those with chat access (not to parents); a classmate's personal
+          work is not listed
       401:
         description: Missing, invalid or expired token.
       403:
@@ -247,7 +256,37 @@ async def room_docs(request: Request) -> Response:
         return caller
     ctx, access = caller.ctx, caller.access
     members = await activity.room_members(ctx.engine, room_id) if access.chat else []
-    return JSONResponse({"docs": await activity.room_docs(ctx.engine, room_id), "members": members})
+    docs = await activity.room_docs(ctx.engine, room_id)
+    works = {w.doc_name: w for w in await ctx.assignments.store.works_of_rooms([room_id])}
+    if works:
+        titles: dict[str, AssignmentRow | None] = {}
+        for w in works.values():
+            if w.assignment_id not in titles:
+                found = await ctx.assignments.store.get(w.assignment_id)
+                titles[w.assignment_id] = found
+        shown = []
+        for d in docs:
+            found_work = works.get(d["name"])
+            if found_work is not None:
+                w = found_work
+                mine = await doc_access(ctx, caller.user, caller.room, access, d["name"])
+                a = titles.get(w.assignment_id)
+                if mine.docs is DocAccess.NONE or a is None or (a.archived and not access.moderate):
+                    continue
+                d = {
+                    **d,
+                    "assignment": {
+                        "id": a.id,
+                        "title": a.title,
+                        "work_id": w.id,
+                        "student_id": w.student_id,
+                        "due_at": unix(w.due_at),
+                        "status": w.status,
+                    },
+                }
+            shown.append(d)
+        docs = shown
+    return JSONResponse({"docs": docs, "members": members})
 
 
 async def class_overview(request: Request) -> Response:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from server.api.access import access_to, authenticate, origin_allowed
+from server.api.access import access_to, authenticate, doc_access, origin_allowed
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence.roster import RoomInfo, UserInfo
@@ -55,9 +55,11 @@ async def admit(
     names_valid: bool,
     allowed: Callable[[RoomAccess], bool],
     denied: Callable[[str], bytes] | None = None,
+    doc_name: str | None = None,
 ) -> Admitted | None:
     """Accept the socket and run the checks in order. Returns the authorised peer, or
-    None once the socket has been refused."""
+    None once the socket has been refused. ``doc_name``: the access is the one to that
+    doc (an assignment's personal doc refines the room's row)."""
     await sock.accept()
     peer = Peer(sock, max_queue=ctx.settings.send_queue_frames)
 
@@ -79,6 +81,8 @@ async def admit(
         await refuse(peer, Close.UNAUTHENTICATED, str(exc))
         return None
     info, access = await access_to(ctx, user, room_id)
+    if info is not None and doc_name is not None:
+        access = await doc_access(ctx, user, info, access, doc_name)
     if info is None or not allowed(access):
         await forbidden("no access to this room")
         return None

@@ -30,6 +30,7 @@ async def yjs_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
         names_valid=bool(DOC_NAME_RE.fullmatch(doc_name) and ROOM_ID_RE.fullmatch(room_id)),
         allowed=lambda access: access.docs is not DocAccess.NONE,
         denied=permission_denied_frame,  # y-protocols' auth message, then 4403
+        doc_name=doc_name,
     )
     if admitted is None:
         return

@@ -11,11 +11,16 @@ relation to the room, tested row by row. ``resolve`` gathers those facts from th
 | admin                | roster management only, no room content                   |
 
 A locked doc is read-only for students (``RoomAccess.bound_by_locks``).
+
+Docs of assignments in a class room (``work_doc_access``) refine the table for that doc:
+the class's shared work doc is read-write for the class's students; a student's personal
+work doc is read-write for that student, read-only for their parents, and closed to the
+other students and parents (another minor's work). Teachers keep the class room's row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from server.types import NO_ACCESS, DocAccess, Role, RoomAccess, RoomKind
@@ -64,3 +69,25 @@ async def resolve(
     else:
         rel = Relation()
     return room_access(role, kind, rel)
+
+
+def work_doc_access(
+    base: RoomAccess,
+    role: Role,
+    kind: RoomKind,
+    user_id: str,
+    owner: str | None,
+    children: frozenset[str] = frozenset(),
+) -> RoomAccess:
+    """The access to one doc of an assignment's work: ``owner`` is the student of a
+    personal work, None for the class's shared work doc. Only class rooms are refined
+    (a group's work doc is an ordinary doc of the group)."""
+    if kind is not RoomKind.CLASS or not base.may_enter:
+        return base
+    if role is Role.STUDENT:
+        if owner is None or owner == user_id:
+            return replace(base, docs=DocAccess.WRITE)
+        return replace(base, docs=DocAccess.NONE)
+    if role is Role.PARENT and owner is not None and owner not in children:
+        return replace(base, docs=DocAccess.NONE)
+    return base

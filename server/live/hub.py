@@ -2,7 +2,8 @@
 
 Bus kinds on a room topic (``room:{room_id}``), payloads in msgpack:
 ``chat`` (a message, new or changed), ``mute``, ``event``, ``progress`` (figures for
-the teachers of a class room), ``p_join`` (a presence meta,
+the teachers of a class room), ``notify`` (notifications, each for its own user only),
+``p_join`` (a presence meta,
 new or changed), ``p_leave``, ``p_sync`` (a node that just opened the room asks for
 everyone's presence) answered directly with ``p_state`` (the answering node's metas).
 When a node stops beating, its presence entries are purged everywhere (the leaves go
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -72,6 +73,7 @@ class LiveHub:
             ),
             "event": lambda room, node, body: room.event(body),
             "progress": lambda room, node, body: room.progress(body),
+            "notify": lambda room, node, body: room.notify(body["items"]),
             "p_join": lambda room, node, body: room.remote_joined(Meta.from_record(body, node)),
             "p_leave": lambda room, node, body: room.remote_left(str(body.get("conn")), node),
             "p_sync": lambda room, node, body: self.outbox.send_to(
@@ -179,6 +181,15 @@ class LiveHub:
         if room is not None:
             room.progress(frame)
         self.publish(f"room:{class_id}", "progress", frame)
+
+    def notify(self, room_ids: Sequence[str], items: dict[str, list[dict[str, Any]]]) -> None:
+        """Notifications (server/notifications/) to their users' sockets on these rooms'
+        channels, on every node: ``items`` maps a user id to their new notifications."""
+        for room_id in room_ids:
+            room = self.rooms.get(room_id)
+            if room is not None:
+                room.notify(items)
+            self.publish(f"room:{room_id}", "notify", {"items": items})
 
     # --- bus ---
 

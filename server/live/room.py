@@ -165,6 +165,17 @@ class LiveRoom:
             if conn.access.moderate:
                 conn.peer.send(encoded)
 
+    def notify(self, items: dict[str, list[dict[str, Any]]]) -> None:
+        """Each user's own notifications, to that user's sockets here (a user with two
+        rooms open gets them on both: the client keeps one copy by id)."""
+        for conn in self.conns.values():
+            mine = items.get(conn.user_id)
+            if mine:
+                for item in mine:
+                    conn.peer.send(
+                        protocol.encode({"t": "event", "kind": "notification", "item": item})
+                    )
+
     def _send_presence(self, diff: dict[str, Any] | None) -> None:
         if diff is not None:
             self.send_all(protocol.encode(diff), presence_only=True)

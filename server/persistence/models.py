@@ -213,7 +213,8 @@ class DocVersion(SQLModel, table=True):
     """A version of a doc: its whole state at one moment (zlib-compressed Yjs update).
 
     ``kind``: ``pause`` / ``session`` / ``interval`` (automatic checkpoints), ``named``
-    (by a writer, with ``name``), ``restore`` (taken just before a restore, so that the
+    (by a writer, with ``name``), ``rendu`` (a work handed in, or frozen at its
+    deadline), ``restore`` (taken just before a restore, so that the
     restore can itself be undone).
     """
 
@@ -328,6 +329,136 @@ class ChatMute(SQLModel, table=True):
     )
 
 
+def _when(nullable: bool = False) -> sa.Column[datetime]:
+    if nullable:
+        return sa.Column(sa.DateTime(timezone=True), nullable=True)
+    return sa.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def _flag() -> sa.Column[bool]:
+    return sa.Column(sa.Boolean(), nullable=False, server_default=sa.false())
+
+
+class Assignment(SQLModel, table=True):
+    """A teacher's assignment (travail) for a class: the consigne, the due date, the
+    target, the starter content. Its works (one per group, per student, or one for the
+    class) carry the docs and the hand-ins."""
+
+    __tablename__ = "assignment"
+
+    id: str = Field(sa_column=_id(primary_key=True))
+    class_id: str = Field(
+        sa_column=_id(
+            sa.ForeignKey("school_class.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    title: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+    instructions: str = Field(
+        default="", sa_column=sa.Column(sa.Text(), nullable=False, server_default="")
+    )
+    #: JSON list of {"title", "url"}.
+    resources: str = Field(
+        default="[]", sa_column=sa.Column(sa.Text(), nullable=False, server_default="[]")
+    )
+    #: ``class`` (one doc for the class), ``groups`` (one per group), ``students``.
+    target: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    doc_name: str = Field(sa_column=_id(nullable=False))
+    starter: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    due_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    allow_late: bool = Field(default=False, sa_column=_flag())
+    archived: bool = Field(default=False, sa_column=_flag())
+    created_by: str = Field(sa_column=_id(nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Work(SQLModel, table=True):
+    """One unit of an assignment: a group's (or a student's, or the class's) doc, its
+    own due date (an extension moves it) and where its hand-in stands.
+
+    ``status``: ``open``, ``freezing`` (a node claimed it: ``claim``, ``claimed_at``),
+    ``handed_in`` (by a student), ``late`` / ``missed`` (frozen at the deadline, late
+    work allowed or not). ``version_id`` is the rendu (a ``doc_version`` of kind rendu).
+    """
+
+    __tablename__ = "work"
+    __table_args__ = (
+        sa.UniqueConstraint("room_id", "doc_name", name="uq_work_room_doc"),
+        # The deadline clock's one query: open works by due date.
+        sa.Index("ix_work_due", "status", "due_at"),
+    )
+
+    id: str = Field(sa_column=_id(primary_key=True))
+    assignment_id: str = Field(
+        sa_column=_id(
+            sa.ForeignKey("assignment.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    room_id: str = Field(sa_column=_id(nullable=False))
+    doc_name: str = Field(sa_column=_id(nullable=False))
+    #: Set for a student's own work (a personal doc in the class room).
+    student_id: str | None = Field(default=None, sa_column=_id(nullable=True))
+    due_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    extended: bool = Field(default=False, sa_column=_flag())
+    status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    claim: str | None = Field(default=None, sa_column=_id(nullable=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    reminded: bool = Field(default=False, sa_column=_flag())
+    version_id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), nullable=True)
+    )
+    submitted_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    submitted_by: str | None = Field(default=None, sa_column=_id(nullable=True))
+    comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    appreciation: str | None = Field(
+        default=None, sa_column=sa.Column(sa.String(NAME_LEN), nullable=True)
+    )
+    mark: str | None = Field(default=None, sa_column=sa.Column(sa.String(32), nullable=True))
+    feedback_by: str | None = Field(default=None, sa_column=_id(nullable=True))
+    returned_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class Notification(SQLModel, table=True):
+    """One entry of a user's feed. ``child_id``: for a parent, the child it is about."""
+
+    __tablename__ = "notification"
+    __table_args__ = (sa.Index("ix_notification_user", "user_id", "created_at"),)
+
+    id: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    user_id: str = Field(sa_column=_id(nullable=False))
+    kind: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
+    child_id: str | None = Field(default=None, sa_column=_id(nullable=True))
+    assignment_id: str | None = Field(default=None, sa_column=_id(nullable=True))
+    work_id: str | None = Field(default=None, sa_column=_id(nullable=True))
+    title: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+    body: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False, server_default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    read_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """The ENT outbox: a notification still to POST (or POSTed: ``delivered_at``).
+    Written in the transaction that creates the notification, so none is lost."""
+
+    __tablename__ = "notification_delivery"
+    __table_args__ = (sa.Index("ix_notification_delivery_due", "delivered_at", "next_at"),)
+
+    notification_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(32),
+            sa.ForeignKey("notification.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    attempts: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer(), nullable=False, server_default=sa.text("0"))
+    )
+    next_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    lease_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+
+
 metadata = SQLModel.metadata
 
 #: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
@@ -343,3 +474,7 @@ doc_version_t = metadata.tables[DocVersion.__tablename__]
 chat_message_t = metadata.tables[ChatMessageRow.__tablename__]
 room_counter_t = metadata.tables[RoomCounter.__tablename__]
 chat_mute_t = metadata.tables[ChatMute.__tablename__]
+assignment_t = metadata.tables[Assignment.__tablename__]
+work_t = metadata.tables[Work.__tablename__]
+notification_t = metadata.tables[Notification.__tablename__]
+notification_delivery_t = metadata.tables[NotificationDelivery.__tablename__]

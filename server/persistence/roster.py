@@ -138,3 +138,32 @@ class Roster:
                 _groups.where(class_group_t.c.class_id == class_id).order_by(class_group_t.c.id)
             )
             return [_room(r, RoomKind.GROUP) for r in rows]
+
+    async def members_with_role(self, room_id: str, role: Role) -> list[str]:
+        """The ids of the room's members who have ``role`` (a group's students, a class's
+        teachers), sorted."""
+        query = (
+            sa.select(membership_t.c.user_id)
+            .join(user_t, user_t.c.id == membership_t.c.user_id)
+            .where(membership_t.c.room_id == room_id, user_t.c.role == role.value)
+            .order_by(membership_t.c.user_id)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def parents_of(self, student_ids: list[str]) -> list[tuple[str, str]]:
+        """(parent, child) for every parent link of these students."""
+        if not student_ids:
+            return []
+        query = sa.select(parent_link_t.c.parent_id, parent_link_t.c.student_id).where(
+            parent_link_t.c.student_id.in_(student_ids)
+        )
+        async with self._engine.connect() as conn:
+            return [(r.parent_id, r.student_id) for r in await conn.execute(query)]
+
+    async def display_names(self, user_ids: list[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        query = sa.select(user_t.c.id, user_t.c.display_name).where(user_t.c.id.in_(user_ids))
+        async with self._engine.connect() as conn:
+            return {r.id: r.display_name for r in await conn.execute(query)}

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.persistence.db import is_postgres, writer
 from server.persistence.models import doc_t, doc_version_t, unix, utcnow
 
 #: The kinds of version (``DocVersion.kind``).
-KINDS = ("pause", "session", "interval", "named", "restore")
+KINDS = ("pause", "session", "interval", "named", "restore", "rendu")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,30 +95,56 @@ class VersionStore:
         name: str | None = None,
         by: str | None = None,
     ) -> VersionInfo:
+        async with self._writer.begin() as conn:
+            return await self.add_in(
+                conn,
+                room_id,
+                doc_name,
+                kind,
+                state,
+                state_vector,
+                contributors=contributors,
+                name=name,
+                by=by,
+            )
+
+    async def add_in(
+        self,
+        conn: AsyncConnection,
+        room_id: str,
+        doc_name: str,
+        kind: str,
+        state: bytes,
+        state_vector: bytes,
+        *,
+        contributors: list[str],
+        name: str | None = None,
+        by: str | None = None,
+    ) -> VersionInfo:
+        """``add`` inside the caller's write transaction (a rendu: with its work row)."""
         if kind not in KINDS:
             raise ValueError(f"unknown version kind {kind!r}")
         now = utcnow()
         insert_doc = (postgresql.insert if self._pg else sqlite.insert)(doc_t)
-        async with self._writer.begin() as conn:
-            await conn.execute(
-                insert_doc.on_conflict_do_nothing(index_elements=["room_id", "name"]),
-                {"room_id": room_id, "name": doc_name, "created_at": now, "updated_at": now},
+        await conn.execute(
+            insert_doc.on_conflict_do_nothing(index_elements=["room_id", "name"]),
+            {"room_id": room_id, "name": doc_name, "created_at": now, "updated_at": now},
+        )
+        new_id = await conn.scalar(
+            doc_version_t.insert()
+            .values(
+                room_id=room_id,
+                doc_name=doc_name,
+                kind=kind,
+                name=name,
+                created_by=by,
+                created_at=now,
+                state=zlib.compress(state, 6),
+                state_vector=state_vector,
+                contributors=json.dumps(sorted(set(contributors))),
             )
-            new_id = await conn.scalar(
-                doc_version_t.insert()
-                .values(
-                    room_id=room_id,
-                    doc_name=doc_name,
-                    kind=kind,
-                    name=name,
-                    created_by=by,
-                    created_at=now,
-                    state=zlib.compress(state, 6),
-                    state_vector=state_vector,
-                    contributors=json.dumps(sorted(set(contributors))),
-                )
-                .returning(doc_version_t.c.id)
-            )
+            .returning(doc_version_t.c.id)
+        )
         return VersionInfo(
             id=int(new_id or 0),
             room_id=room_id,

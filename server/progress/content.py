@@ -217,7 +217,7 @@ def _inline_html(text: XmlText) -> str:
     return "".join(out)
 
 
-def _heading_level(value: object) -> int:
+def heading_level(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return 1
     try:
@@ -239,7 +239,7 @@ def _node_html(node: Node, block: bool) -> str:
     if tag == "horizontalRule":
         return "<hr>"
     if tag == "heading":
-        n = _heading_level(node.attributes.get("level"))
+        n = heading_level(node.attributes.get("level"))
         return f"<h{n}>{_children_html(node, block=False)}</h{n}>"
     if tag == "codeBlock":
         return f"<pre><code>{_e(_inline_text(node))}</code></pre>"

@@ -1,0 +1,1 @@
+"""Notifications: each user's feed (persisted, pushed live) and the ENT webhook outbox."""
