@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from server.auth import tokens
 from server.auth.permissions import resolve, work_doc_access
 from server.context import AppContext
+from server.persistence.assignments import DocRule
 from server.persistence.roster import RoomInfo, UserInfo
 from server.types import NO_ACCESS, Role, RoomAccess, RoomKind
 
@@ -47,26 +49,45 @@ async def access_to(
     return result
 
 
-async def doc_access(
-    ctx: AppContext, user: UserInfo, room: RoomInfo, access: RoomAccess, doc_name: str
-) -> RoomAccess:
-    """``access`` refined for one doc: an assignment's doc in a class room may be a
-    student's personal work (server/auth/permissions.py ``work_doc_access``). Only
-    students and parents in class rooms pay the look-up."""
+def _refined(user: UserInfo, room: RoomInfo, access: RoomAccess) -> bool:
+    """Only students and parents in class rooms have docs refined by works."""
+    return (
+        RoomKind(room.kind) is RoomKind.CLASS
+        and Role(user.role) in (Role.STUDENT, Role.PARENT)
+        and access.may_enter
+    )
+
+
+async def rule_access(
+    ctx: AppContext, user: UserInfo, room: RoomInfo, access: RoomAccess
+) -> Callable[[DocRule | None], RoomAccess]:
+    """The access to each doc of a room, from its rule (None: an ordinary doc): an
+    assignment's doc in a class room may be a student's personal work
+    (server/auth/permissions.py ``work_doc_access``). The roster is read once."""
+    if not _refined(user, room, access):
+        return lambda rule: access
     role = Role(user.role)
-    if (
-        RoomKind(room.kind) is not RoomKind.CLASS
-        or role not in (Role.STUDENT, Role.PARENT)
-        or not access.may_enter
-    ):
-        return access
-    rule = await ctx.assignments.store.doc_rule(room.id, doc_name)
-    if rule is None:
-        return access
     children = (
         frozenset(await ctx.roster.children_of(user.id)) if role is Role.PARENT else frozenset()
     )
-    return work_doc_access(access, role, RoomKind(room.kind), user.id, rule.owner, children)
+
+    def of(rule: DocRule | None) -> RoomAccess:
+        if rule is None:
+            return access
+        return work_doc_access(access, role, RoomKind(room.kind), user.id, rule.owner, children)
+
+    return of
+
+
+async def doc_access(
+    ctx: AppContext, user: UserInfo, room: RoomInfo, access: RoomAccess, doc_name: str
+) -> RoomAccess:
+    """``access`` refined for one doc (``rule_access``); only students and parents in
+    class rooms pay the look-up."""
+    if not _refined(user, room, access):
+        return access
+    rule = await ctx.assignments.store.doc_rule(room.id, doc_name)
+    return (await rule_access(ctx, user, room, access))(rule)
 
 
 def origin_allowed(ctx: AppContext, origin: str | None, host: str) -> bool:

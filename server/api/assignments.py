@@ -23,9 +23,9 @@ from starlette.routing import Route
 
 from server.api.access import access_to
 from server.api.rest import error, in_room, user_of
-from server.assignments.dates import parse_due
 from server.assignments.export import Rendu, export_zip
-from server.assignments.service import Refused, Spec, slug
+from server.assignments.french import parse_due, slug
+from server.assignments.service import Refused, Spec
 from server.context import AppContext
 from server.persistence.assignments import (
     AT_DEADLINE,
@@ -276,10 +276,10 @@ async def _units(ctx: AppContext, works: list[WorkRow]) -> dict[str, dict[str, A
     """work id → {kind, id, name, members: [{id, name}]}."""
     out: dict[str, dict[str, Any]] = {}
     rooms: dict[str, Any] = {}
+    people = await ctx.roster.display_names([w.student_id for w in works if w.student_id])
     for w in works:
         if w.student_id is not None:
-            names = await ctx.roster.display_names([w.student_id])
-            person = {"id": w.student_id, "name": names.get(w.student_id, w.student_id)}
+            person = {"id": w.student_id, "name": people.get(w.student_id, w.student_id)}
             out[w.id] = {"kind": "student", **person, "members": [person]}
             continue
         if w.room_id not in rooms:
@@ -674,10 +674,16 @@ async def todo(request: Request) -> Response:
     for person in people:
         rooms = await ctx.roster.rooms_of(person)
         classes = [r.id for r in rooms if RoomKind(r.kind) is RoomKind.CLASS]
+        member_of = {r.id for r in rooms}  # the rooms_of the person: no query per work
         found = await ctx.assignments.store.of_classes(classes)
         works = await ctx.assignments.store.works_in([a.id for a in found])
         for a in found:
-            mine = [w for w in works if w.assignment_id == a.id and await _member(ctx, person, w)]
+            mine = [
+                w
+                for w in works
+                if w.assignment_id == a.id
+                and (w.student_id == person if w.student_id else w.room_id in member_of)
+            ]
             if not mine:
                 continue
             units = await _units(ctx, mine)

@@ -13,12 +13,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from server.api.access import access_to, authenticate, doc_access
+from server.api.access import access_to, authenticate, rule_access
 from server.auth import tokens
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence import activity
-from server.persistence.assignments import AssignmentRow
+from server.persistence.assignments import DocRule
 from server.persistence.models import unix
 from server.persistence.roster import RoomInfo, UserInfo
 from server.types import DOC_NAME_RE, DocAccess, RoomAccess
@@ -259,17 +259,15 @@ async def room_docs(request: Request) -> Response:
     docs = await activity.room_docs(ctx.engine, room_id)
     works = {w.doc_name: w for w in await ctx.assignments.store.works_of_rooms([room_id])}
     if works:
-        titles: dict[str, AssignmentRow | None] = {}
-        for w in works.values():
-            if w.assignment_id not in titles:
-                found = await ctx.assignments.store.get(w.assignment_id)
-                titles[w.assignment_id] = found
+        store = ctx.assignments.store
+        titles = {a.id: a for a in await store.get_many({w.assignment_id for w in works.values()})}
+        access_of = await rule_access(ctx, caller.user, caller.room, access)
         shown = []
         for d in docs:
             found_work = works.get(d["name"])
             if found_work is not None:
                 w = found_work
-                mine = await doc_access(ctx, caller.user, caller.room, access, d["name"])
+                mine = access_of(DocRule(w.student_id))
                 a = titles.get(w.assignment_id)
                 if mine.docs is DocAccess.NONE or a is None or (a.archived and not access.moderate):
                     continue

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import html as _html
 import io
-import re
-import unicodedata
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from odf.opendocument import OpenDocumentText
@@ -26,7 +24,7 @@ from odf.style import ParagraphProperties, Style, TextProperties
 from odf.text import H, P
 from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
-from server.assignments.dates import french_datetime
+from server.assignments.french import french_datetime, slug
 from server.progress import content
 
 
@@ -41,12 +39,6 @@ class Rendu:
     comment: str | None = None
     appreciation: str | None = None
     mark: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def file_slug(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return re.sub(r"[^a-z0-9]+", "-", folded).strip("-")[:60] or "rendu"
 
 
 def _header(title: str, r: Rendu, tz: str) -> list[str]:
@@ -164,7 +156,7 @@ def export_zip(
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         names = []
         for n, r in enumerate(rendus, 1):
-            name = f"{n:02d}-{file_slug(r.unit)}.{fmt}"
+            name = f"{n:02d}-{slug(r.unit, 60, 'rendu')}.{fmt}"
             names.append((name, r))
             data = _html_page(title, r, tz).encode() if fmt == "html" else _odt(title, r, tz)
             archive.writestr(name, data)

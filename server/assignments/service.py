@@ -27,16 +27,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from server.assignments.dates import french_datetime
+from server.assignments.french import french_datetime, slug
 from server.assignments.starter import starter_update
 from server.bus.base import Envelope
 from server.bus.outbox import Outbox
@@ -86,12 +84,6 @@ class Spec:
     target: str
     starter: str | None
     allow_late: bool
-
-
-def slug(text: str, limit: int = 40) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    cut = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:limit].strip("-")
-    return cut or "travail"
 
 
 class Assignments:
@@ -175,7 +167,7 @@ class Assignments:
 
     # --- who ---
 
-    async def unit_students(self, work: WorkRow, class_id: str) -> list[str]:
+    async def unit_students(self, work: WorkRow) -> list[str]:
         """The students a work belongs to."""
         if work.student_id is not None:
             return [work.student_id]
@@ -279,7 +271,7 @@ class Assignments:
             self._forget(w)
             if before.get(w.id) in AT_DEADLINE:
                 await self.registry.set_locked(w.room_id, w.doc_name, False, "deadline")
-            students.extend(await self.unit_students(w, assignment.class_id))
+            students.extend(await self.unit_students(w))
         if moved:
             await self.notifier.send(
                 [Recipient(s) for s in sorted(set(students))],
@@ -294,6 +286,11 @@ class Assignments:
 
     def _forget(self, work: WorkRow) -> None:
         self.overdue.discard(work.key)
+
+    def _announce(self, work: WorkRow) -> None:
+        """The work's new state, on its room's channel (clients refresh their status)."""
+        if self.room_event is not None:
+            self.room_event(work.room_id, {"kind": "work", "work": work.to_json()})
 
     # --- handing in ---
 
@@ -356,8 +353,7 @@ class Assignments:
             return None
         done = finished[0]
         self._forget(done)
-        if self.room_event is not None:
-            self.room_event(done.room_id, {"kind": "work", "work": done.to_json()})
+        self._announce(done)
         return done
 
     # --- the teacher's side ---
@@ -369,7 +365,7 @@ class Assignments:
         self._forget(opened)
         await self.registry.set_locked(work.room_id, work.doc_name, False, assignment.created_by)
         await self.notifier.send(
-            [Recipient(s) for s in await self.unit_students(opened, assignment.class_id)],
+            [Recipient(s) for s in await self.unit_students(opened)],
             "reopened",
             f"Travail rouvert : {assignment.title}",
             f"À rendre le {self.when(due_at)}.",
@@ -377,8 +373,7 @@ class Assignments:
             assignment_id=assignment.id,
             work_id=opened.id,
         )
-        if self.room_event is not None:
-            self.room_event(opened.room_id, {"kind": "work", "work": opened.to_json()})
+        self._announce(opened)
         self.nudge()
         return opened
 
@@ -388,7 +383,7 @@ class Assignments:
         if done is None:
             raise Refused("only a work handed in (or frozen at its deadline) can be returned")
         await self.notifier.send(
-            await self.with_parents(await self.unit_students(done, assignment.class_id)),
+            await self.with_parents(await self.unit_students(done)),
             "returned",
             f"Travail corrigé : {assignment.title}",
             "Le professeur a rendu sa correction.",
@@ -396,8 +391,7 @@ class Assignments:
             assignment_id=assignment.id,
             work_id=done.id,
         )
-        if self.room_event is not None:
-            self.room_event(done.room_id, {"kind": "work", "work": done.to_json()})
+        self._announce(done)
         return done
 
     # --- the clock ---
@@ -465,7 +459,7 @@ class Assignments:
             if assignment is None or assignment.archived:
                 continue
             await self.notifier.send(
-                [Recipient(s) for s in await self.unit_students(w, assignment.class_id)],
+                [Recipient(s) for s in await self.unit_students(w)],
                 "due_soon",
                 f"À rendre bientôt : {assignment.title}",
                 f"À rendre le {self.when(w.due_at)}.",

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 #: (room ids to reach the users through, {user id: [notification json]}) → None.
 Push = Callable[[Sequence[str], dict[str, list[dict[str, Any]]]], None]
 
-KINDS = ("assigned", "due_soon", "handed_in", "returned", "reopened", "frozen")
+KINDS = ("assigned", "due_soon", "handed_in", "returned", "reopened")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class Notifier:
                 }
             )
         await self.store.add(rows, outbox=self.outbox)
-        made = [NotificationRow.of(_Row(r)) for r in rows]
+        made = [NotificationRow.of(r, read=False) for r in rows]
         if self.on_written is not None and self.outbox:
             self.on_written()
         if self.push is not None and rooms and made:
@@ -83,11 +83,3 @@ class Notifier:
                 by_user.setdefault(n.user_id, []).append(n.to_json())
             self.push(rooms, by_user)
         return made
-
-
-class _Row:
-    """A dict read like a result row (``NotificationRow.of``)."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-        self.read_at = None

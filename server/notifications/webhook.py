@@ -78,8 +78,6 @@ class Webhook:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.sent = 0
-        self.failed = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="ent-webhook")
@@ -144,9 +142,7 @@ class Webhook:
         try:
             if ok:
                 await self.store.delivered(n.id)
-                self.sent += 1
                 return
-            self.failed += 1
             wait = backoff_s(item["attempts"], self.settings.webhook_max_backoff_s)
             log.warning(
                 "ENT webhook: notification %s not taken (%s); try %d in %.0f s",

@@ -15,26 +15,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.persistence.db import writer
-from server.persistence.models import assignment_t, unix, utcnow, work_t
+from server.persistence.models import assignment_t, aware, unix, utcnow, work_t
 from server.persistence.versions import VersionInfo, VersionStore
 
 TARGETS = ("class", "groups", "students")
 OPEN, FREEZING, HANDED_IN, LATE, MISSED = "open", "freezing", "handed_in", "late", "missed"
 #: Statuses of a work frozen by its deadline (not handed in by a student).
 AT_DEADLINE = (LATE, MISSED)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +58,11 @@ class AssignmentRow:
             target=row.target,
             doc_name=row.doc_name,
             starter=row.starter,
-            due_at=_aware(row.due_at),  # type: ignore[arg-type]
+            due_at=aware(row.due_at),
             allow_late=bool(row.allow_late),
             archived=bool(row.archived),
             created_by=row.created_by,
-            created_at=_aware(row.created_at),  # type: ignore[arg-type]
+            created_at=aware(row.created_at),
         )
 
 
@@ -100,17 +94,17 @@ class WorkRow:
             room_id=row.room_id,
             doc_name=row.doc_name,
             student_id=row.student_id,
-            due_at=_aware(row.due_at),  # type: ignore[arg-type]
+            due_at=aware(row.due_at),
             extended=bool(row.extended),
             status=row.status,
             version_id=row.version_id,
-            submitted_at=_aware(row.submitted_at),
+            submitted_at=aware(row.submitted_at),
             submitted_by=row.submitted_by,
             comment=row.comment,
             appreciation=row.appreciation,
             mark=row.mark,
             feedback_by=row.feedback_by,
-            returned_at=_aware(row.returned_at),
+            returned_at=aware(row.returned_at),
             claim=row.claim,
         )
 
@@ -171,6 +165,13 @@ class AssignmentStore:
                 )
             ).first()
         return AssignmentRow.of(row) if row is not None else None
+
+    async def get_many(self, assignment_ids: set[str]) -> list[AssignmentRow]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(assignment_t).where(assignment_t.c.id.in_(sorted(assignment_ids)))
+            )
+            return [AssignmentRow.of(r) for r in rows]
 
     async def of_classes(
         self, class_ids: Sequence[str], *, archived: bool = False
@@ -255,79 +256,53 @@ class AssignmentStore:
             rows = await conn.execute(sa.select(work_t).where(work_t.c.room_id.in_(list(room_ids))))
             return [WorkRow.of(r) for r in rows]
 
-    async def reopen(self, work_id: str, due_at: datetime) -> WorkRow | None:
-        """An extension for one work: open again until ``due_at`` (None: no such work)."""
+    async def _update_one(self, where: sa.ColumnElement[bool], **values: Any) -> WorkRow | None:
+        """Update the one work ``where`` matches; None if it matched nothing."""
         async with self._writer.begin() as conn:
             row = (
                 await conn.execute(
-                    work_t.update()
-                    .where(work_t.c.id == work_id, work_t.c.status != FREEZING)
-                    .values(
-                        status=OPEN,
-                        due_at=due_at,
-                        extended=True,
-                        reminded=False,
-                        claim=None,
-                        claimed_at=None,
-                        returned_at=None,
-                    )
-                    .returning(*work_t.c)
+                    work_t.update().where(where).values(**values).returning(*work_t.c)
                 )
             ).first()
         return WorkRow.of(row) if row is not None else None
 
+    async def reopen(self, work_id: str, due_at: datetime) -> WorkRow | None:
+        """An extension for one work: open again until ``due_at`` (None: being frozen)."""
+        return await self._update_one(
+            sa.and_(work_t.c.id == work_id, work_t.c.status != FREEZING),
+            status=OPEN,
+            due_at=due_at,
+            extended=True,
+            reminded=False,
+            claim=None,
+            claimed_at=None,
+            returned_at=None,
+        )
+
     async def set_feedback(self, work_id: str, by: str, **feedback: str | None) -> WorkRow | None:
-        async with self._writer.begin() as conn:
-            row = (
-                await conn.execute(
-                    work_t.update()
-                    .where(work_t.c.id == work_id)
-                    .values(**feedback, feedback_by=by)
-                    .returning(*work_t.c)
-                )
-            ).first()
-        return WorkRow.of(row) if row is not None else None
+        return await self._update_one(work_t.c.id == work_id, **feedback, feedback_by=by)
 
     async def mark_returned(self, work_id: str) -> WorkRow | None:
         """Returned with its feedback ("rendu corrigé"): only a frozen work, once."""
-        async with self._writer.begin() as conn:
-            row = (
-                await conn.execute(
-                    work_t.update()
-                    .where(
-                        work_t.c.id == work_id,
-                        work_t.c.status.in_((HANDED_IN, *AT_DEADLINE)),
-                        work_t.c.returned_at.is_(None),
-                    )
-                    .values(returned_at=utcnow())
-                    .returning(*work_t.c)
-                )
-            ).first()
-        return WorkRow.of(row) if row is not None else None
+        return await self._update_one(
+            sa.and_(
+                work_t.c.id == work_id,
+                work_t.c.status.in_((HANDED_IN, *AT_DEADLINE)),
+                work_t.c.returned_at.is_(None),
+            ),
+            returned_at=utcnow(),
+        )
 
     # --- the claims ---
 
     async def claim_hand_in(self, work_id: str, token: str, now: datetime) -> WorkRow | None:
         """Claim an open work for a student's hand-in, only before its due date."""
-        return await self._claim_one(
+        return await self._update_one(
             sa.and_(work_t.c.id == work_id, work_t.c.status == OPEN, work_t.c.due_at > now),
-            token,
-            now,
+            status=FREEZING,
+            claim=token,
+            claimed_at=now,
         )
-
-    async def _claim_one(
-        self, where: sa.ColumnElement[bool], token: str, now: datetime
-    ) -> WorkRow | None:
-        async with self._writer.begin() as conn:
-            row = (
-                await conn.execute(
-                    work_t.update()
-                    .where(where)
-                    .values(status=FREEZING, claim=token, claimed_at=now)
-                    .returning(*work_t.c)
-                )
-            ).first()
-        return WorkRow.of(row) if row is not None else None
 
     def _overdue(self, now: datetime, lease_s: float) -> sa.ColumnElement[bool]:
         return sa.or_(

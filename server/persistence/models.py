@@ -11,7 +11,7 @@ compare equal on SQLite and PostgreSQL; a test holds them to it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.sql.schema import SchemaItem
@@ -37,12 +37,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def unix(value: datetime) -> float:
-    """Unix seconds of a stored timestamp. SQLite hands back the UTC wall clock without
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
+    """A stored timestamp with its zone. SQLite hands back the UTC wall clock without
     its zone (naive); PostgreSQL an aware ``timestamptz``."""
-    if value.tzinfo is None:
+    if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    return value
+
+
+def unix(value: datetime) -> float:
+    """Unix seconds of a stored timestamp."""
+    return aware(value).timestamp()
 
 
 def _id(*args: SchemaItem, **kw: Any) -> sa.Column[str]:

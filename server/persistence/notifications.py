@@ -40,18 +40,20 @@ class NotificationRow:
     read: bool
 
     @classmethod
-    def of(cls, row: Any) -> NotificationRow:
+    def of(cls, row: Any, *, read: bool | None = None) -> NotificationRow:
+        """From a result row, or from the values just inserted (a mapping; ``read``)."""
+        get = row.__getitem__ if isinstance(row, dict) else lambda k: getattr(row, k)
         return cls(
-            id=row.id,
-            user_id=row.user_id,
-            kind=row.kind,
-            child_id=row.child_id,
-            assignment_id=row.assignment_id,
-            work_id=row.work_id,
-            title=row.title,
-            body=row.body,
-            created_at=unix(row.created_at),
-            read=row.read_at is not None,
+            id=get("id"),
+            user_id=get("user_id"),
+            kind=get("kind"),
+            child_id=get("child_id"),
+            assignment_id=get("assignment_id"),
+            work_id=get("work_id"),
+            title=get("title"),
+            body=get("body"),
+            created_at=unix(get("created_at")),
+            read=get("read_at") is not None if read is None else read,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""Dates as a French reader expects them, in the school's time zone, with no locale
-dependency: "mardi 8 décembre 2026 à 18:00"."""
+"""French for people and ASCII for machines: dates as a French reader expects them, in
+the school's time zone, with no locale dependency ("mardi 8 décembre 2026 à 18:00"),
+and the slugs of doc and file names ("Exposé – La photosynthèse" → "expose-la-photosynthese")."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -26,3 +29,9 @@ def parse_due(text: str, tz: str = "Europe/Paris") -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
     return value.astimezone(UTC)
+
+
+def slug(text: str, limit: int = 40, empty: str = "travail") -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    cut = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")[:limit].strip("-")
+    return cut or empty
