@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Edge:
             outbox,
         )
         assignments.room_event = live.room_event
+        assignments.teacher_event = live.class_teachers
         registry.watchers.append(assignments)
         await registry.start()
         await live.start()

@@ -48,7 +48,7 @@ export function rebuildHtml (html) {
 }
 
 /** Paragraphs from plain text (a version without html). */
-function textParagraphs (text) {
+export function textParagraphs (text) {
   return String(text).split(/\n{1,}/).filter((line) => line.trim()).map((line) => h('p', {}, line))
 }
 

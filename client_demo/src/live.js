@@ -354,7 +354,10 @@ export class RoomChannel extends EventTarget {
       case 'presence_state': return this._onPresenceState(frame)
       case 'presence_diff': return this._onPresenceDiff(frame)
       case 'muted': return this._onMuted(frame)
-      case 'event': return this._emit('event', frame)
+      case 'event':
+        // A notification concerns the user, not the room: the bell listens on window.
+        if (frame.kind === 'notification' && frame.item && typeof globalThis.dispatchEvent === 'function') globalThis.dispatchEvent(new CustomEvent('atelier:notification', { detail: frame.item }))
+        return this._emit('event', frame)
       case 'ok': case 'pong': return this._settle(frame, null)
       case 'error': return this._onError(frame)
       default: // unknown frame types are ignored (forward compatibility)

@@ -9,6 +9,11 @@ import { renderSignin } from './screens/signin.js'
 import { renderSpaces } from './screens/spaces.js'
 import { renderRoom } from './screens/room.js'
 import { renderClass } from './screens/classpage.js'
+import { renderTodo } from './screens/todo.js'
+import { renderAssignments } from './screens/assignments.js'
+import { renderAssignment } from './screens/assignment.js'
+import { renderRendu } from './screens/rendu.js'
+import { bell, startNotifications, stopNotifications } from './notifications.js'
 
 const app = document.getElementById('app')
 let current = null // the mounted screen: {destroy?(), title}
@@ -17,7 +22,11 @@ let renderSeq = 0
 function parseRoute () {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent)
   if (parts[0] === 'room' && parts[1]) return { name: 'room', room: parts[1], doc: parts[2] || 'rapport' }
+  if (parts[0] === 'class' && parts[1] && parts[2] === 'travaux') return { name: 'assignments', classId: parts[1] }
   if (parts[0] === 'class' && parts[1]) return { name: 'class', classId: parts[1] }
+  if (parts[0] === 'todo') return { name: 'todo', child: parts[1] ?? null }
+  if (parts[0] === 'assignment' && parts[1]) return { name: 'assignment', assignmentId: parts[1], work: parts[2] ?? null }
+  if (parts[0] === 'work' && parts[1]) return { name: 'rendu', workId: parts[1] }
   if (parts[0] === 'signin') return { name: 'signin' }
   return { name: 'spaces' }
 }
@@ -28,6 +37,7 @@ export function go (hash) {
 }
 
 export function signOut (message) {
+  stopNotifications()
   session.clear()
   go('#/signin')
   if (message) sessionStorage.setItem('atelier.notice', message)
@@ -38,8 +48,11 @@ function shell (route) {
   const header = h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'A'), t('app.name')),
     me && h('nav', { class: 'topnav', 'aria-label': t('nav.label') },
-      h('a', { href: '#/', 'aria-current': route.name === 'spaces' ? 'page' : undefined }, t('nav.spaces'))),
+      h('a', { href: '#/', 'aria-current': route.name === 'spaces' ? 'page' : undefined }, t('nav.spaces')),
+      (me.role === 'student' || me.role === 'parent') &&
+        h('a', { href: '#/todo', id: 'nav-todo', 'aria-current': route.name === 'todo' ? 'page' : undefined }, me.role === 'parent' ? t('nav.children') : t('nav.todo'))),
     h('div', { class: 'topbar-end' },
+      me && bell(),
       me && h('span', { class: 'whoami' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, me.display_name.slice(0, 1)),
         h('span', {}, me.display_name, ' ', h('span', { class: 'muted-text' }, `(${t('role.' + me.role)})`))),
       h('button', {
@@ -75,6 +88,7 @@ async function render (force = false) {
   document.documentElement.lang = getLang()
   let route = parseRoute()
   if (!session.token() && route.name !== 'signin') { route = { name: 'signin' } }
+  if (session.token()) startNotifications()
   const main = shell(route)
   main.append(h('p', { class: 'loading', role: 'status' }, t('loading')))
   try {
@@ -83,6 +97,10 @@ async function render (force = false) {
     else if (route.name === 'spaces') screen = await renderSpaces(main, { go })
     else if (route.name === 'room') screen = await renderRoom(main, { go, signOut, room: route.room, doc: route.doc })
     else if (route.name === 'class') screen = await renderClass(main, { go, classId: route.classId })
+    else if (route.name === 'assignments') screen = await renderAssignments(main, { go, classId: route.classId })
+    else if (route.name === 'assignment') screen = await renderAssignment(main, { go, assignmentId: route.assignmentId, work: route.work })
+    else if (route.name === 'todo') screen = await renderTodo(main, { go, child: route.child })
+    else if (route.name === 'rendu') screen = await renderRendu(main, { go, workId: route.workId })
     if (seq !== renderSeq) { screen?.destroy?.(); return }
     current = screen
     document.title = `${screen?.title ? screen.title + ' — ' : ''}${t('app.name')}`

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,7 +22,7 @@ from server.persistence import activity
 from server.persistence.assignments import DocRule
 from server.persistence.models import unix
 from server.persistence.roster import RoomInfo, UserInfo
-from server.types import DOC_NAME_RE, DocAccess, RoomAccess
+from server.types import DOC_NAME_RE, DocAccess, Role, RoomAccess
 
 schemas = SchemaGenerator(
     {
@@ -90,7 +91,9 @@ async def me(request: Request) -> Response:
     summary: The calling user and the rooms they belong to.
     responses:
       200:
-        description: "{id, role, display_name, rooms: [{id, kind, name, class_id}]}"
+        description: >-
+          {id, role, display_name, rooms: [{id, kind, name, class_id}]}, and for a parent
+          children: [{id, name}]
       401:
         description: Missing, invalid or expired token.
     """
@@ -99,14 +102,17 @@ async def me(request: Request) -> Response:
         return user
     ctx: AppContext = request.app.state.ctx
     rooms = await ctx.roster.rooms_of(user.id)
-    return JSONResponse(
-        {
-            "id": user.id,
-            "role": str(user.role),
-            "display_name": user.display_name,
-            "rooms": [_room_json(r) for r in rooms],
-        }
-    )
+    body: dict[str, Any] = {
+        "id": user.id,
+        "role": str(user.role),
+        "display_name": user.display_name,
+        "rooms": [_room_json(r) for r in rooms],
+    }
+    if user.role is Role.PARENT:
+        children = sorted(await ctx.roster.children_of(user.id))
+        names = await ctx.roster.display_names(children)
+        body["children"] = [{"id": c, "name": names.get(c, c)} for c in children]
+    return JSONResponse(body)
 
 
 async def room(request: Request) -> Response:

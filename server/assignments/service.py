@@ -118,6 +118,8 @@ class Assignments:
         self._gate = asyncio.Semaphore(FREEZES_IN_FLIGHT)
         #: Called with (room id, event) for the room channel (LiveHub.room_event).
         self.room_event: Any = None
+        #: Called with (class id, event) for its teachers only (LiveHub.class_teachers).
+        self.teacher_event: Any = None
 
     # --- lifecycle ---
 
@@ -287,10 +289,19 @@ class Assignments:
     def _forget(self, work: WorkRow) -> None:
         self.overdue.discard(work.key)
 
-    def _announce(self, work: WorkRow) -> None:
-        """The work's new state, on its room's channel (clients refresh their status)."""
-        if self.room_event is not None:
-            self.room_event(work.room_id, {"kind": "work", "work": work.to_json()})
+    async def _announce(self, work: WorkRow) -> None:
+        """The work's new state (without the feedback: a draft until returned) on its
+        group's channel, and for the class's teachers on the class channel. A personal
+        work's state goes to the teachers only: classmates share the class channel."""
+        event = {"kind": "work", "work": {**work.to_json(), "feedback": None}}
+        if work.student_id is None and self.room_event is not None:
+            self.room_event(work.room_id, event)
+        info = await self.roster.get_room(work.room_id)
+        class_id = info.class_id if info is not None else work.room_id
+        if self.teacher_event is not None and (
+            work.student_id is not None or class_id != work.room_id
+        ):
+            self.teacher_event(class_id, event)
 
     # --- handing in ---
 
@@ -353,7 +364,7 @@ class Assignments:
             return None
         done = finished[0]
         self._forget(done)
-        self._announce(done)
+        await self._announce(done)
         return done
 
     # --- the teacher's side ---
@@ -373,7 +384,7 @@ class Assignments:
             assignment_id=assignment.id,
             work_id=opened.id,
         )
-        self._announce(opened)
+        await self._announce(opened)
         self.nudge()
         return opened
 
@@ -391,7 +402,7 @@ class Assignments:
             assignment_id=assignment.id,
             work_id=done.id,
         )
-        self._announce(done)
+        await self._announce(done)
         return done
 
     # --- the clock ---

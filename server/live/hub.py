@@ -176,7 +176,12 @@ class LiveHub:
 
     def class_progress(self, class_id: str, event: dict[str, Any]) -> None:
         """A progress event (server/progress/) for the teachers on a class's channel."""
-        frame = {"t": "event", "kind": "progress", **event}
+        self.class_teachers(class_id, {"kind": "progress", **event})
+
+    def class_teachers(self, class_id: str, event: dict[str, Any]) -> None:
+        """An event for the teachers on a class's channel only (figures and states of
+        minors' work), on every node: the bus kind ``progress`` carries it."""
+        frame = {"t": "event", **event}
         room = self.rooms.get(class_id)
         if room is not None:
             room.progress(frame)

@@ -38,6 +38,7 @@ async function scenario (name, fn) {
   } catch (error) {
     results.push({ name, ok: false, error: String(error?.stack ?? error), ms: Date.now() - started })
     console.log(`FAIL ${name}: ${error?.message ?? error}`)
+    for (const problem of consoleProblems.slice(-5)) console.log(`     console: ${problem}`)
   }
 }
 
@@ -511,6 +512,139 @@ async function main () {
     await axe(page, 'history (restored)')
     await page.keyboard.press('Escape')
     await dialog.waitFor({ state: 'hidden' })
+  })
+
+  // The assignment loop, end to end: the teacher publishes to each group, two groups
+  // write, g1 hands in, the deadline passes with g2 not handed in, both are frozen and
+  // later edits refused, the teacher returns g1's work with feedback, and the student and
+  // her parent see it. test_client.py then checks the ENT receiver got each
+  // notification once.
+  await scenario('assignment_story', async () => {
+    const TITLE = 'Exposé – La photosynthèse'
+    // Its doc name: the title's slug, made unique within the class by a short suffix.
+    const DOC_PREFIX = 'expose-la-photosynthese'
+    const tp = teacher.page
+    await tp.evaluate(() => { location.hash = '#/' })
+    await tp.getByRole('heading', { level: 1, name: 'Mes espaces' }).waitFor()
+    await tp.getByRole('link', { name: /^Travaux — / }).first().click()
+    await tp.getByRole('heading', { level: 1, name: /^Travaux — / }).waitFor()
+    await axe(tp, 'assignments (teacher)')
+    await tp.getByLabel('Titre').fill(TITLE)
+    await tp.getByLabel('Consigne').fill('Expliquez la **photosynthèse** en une page.\n- les réactifs\n- les produits')
+    await tp.getByLabel('Ressources (facultatif)').fill('Manuel, chapitre 3 | https://example.org/manuel')
+    await tp.getByLabel('Document de départ (facultatif)').fill('# La photosynthèse\n\nIntroduction :')
+    // The due date: 35 s from now, in the browser's zone (the input takes seconds).
+    const due = await tp.evaluate(() => {
+      const d = new Date(Date.now() + 35000)
+      const pad = (n) => String(n).padStart(2, '0')
+      return { value: `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`, at: d.getTime() }
+    })
+    await tp.getByLabel('Échéance (date et heure)').fill(due.value)
+    await tp.getByRole('radio', { name: 'Chaque groupe de la classe' }).check()
+    await tp.getByRole('button', { name: 'Publier' }).click()
+    await tp.getByRole('heading', { level: 1, name: TITLE }).waitFor()
+    const rows = tp.locator('#works-table tbody tr')
+    await rows.first().waitFor()
+    assert(await rows.count() >= 2, 'a row per group')
+    await tp.locator('#works-table tr', { hasText: 'Groupe 1' }).locator('.phase[data-phase="not_started"]').waitFor()
+
+    // Students: Léa (g1) from "À faire", and a student of g2 in the group room.
+    const lp = lea.page
+    await lp.evaluate(() => { location.hash = '#/todo' })
+    await lp.getByRole('heading', { level: 1, name: 'À faire' }).waitFor()
+    const card = lp.locator('.todo-card', { hasText: TITLE })
+    await card.waitFor()
+    assert(/photosynthèse/.test(await card.locator('.instructions').innerText()), 'instructions shown')
+    assert(await card.locator('.resources a[href="https://example.org/manuel"]').count() === 1, 'resource linked')
+    await card.locator('.phase[data-phase="not_started"]').waitFor()
+    await axe(lp, 'todo (student)')
+    await card.getByRole('link', { name: /Travailler/ }).click()
+    await lp.locator('#doc-title', { hasText: DOC_PREFIX }).waitFor()
+    const DOC = /« ([a-z0-9_-]+) »/.exec(await lp.locator('#doc-title').innerText())[1]
+    assert(DOC.startsWith(DOC_PREFIX), `doc ${DOC}`)
+    await lp.locator('#editor .doc-text', { hasText: 'Introduction' }).waitFor()
+    await lp.locator('#conn-state[data-state="online"]').waitFor()
+    await lp.locator('.work-box', { hasText: TITLE }).waitFor()
+    await typeInEditor(lp, ' la plante capte la lumière.')
+    await waitSaved(lp)
+
+    const g2 = await newUser('s-07')
+    await openRoom(g2.page, '2nde-a-g2', DOC)
+    await g2.page.locator('#editor .doc-text', { hasText: 'Introduction' }).waitFor()
+    await typeInEditor(g2.page, ' brouillon du groupe deux.')
+    await waitSaved(g2.page)
+
+    // Léa hands in from the doc, with the confirmation.
+    await lp.getByRole('button', { name: 'Rendre le travail' }).click()
+    const question = lp.locator('.handin-question')
+    await question.waitFor()
+    assert(await lp.evaluate(() => document.activeElement?.classList.contains('handin-question')), 'focus on the question')
+    await axe(lp, 'hand-in confirmation')
+    await lp.getByRole('button', { name: 'Oui, rendre' }).click()
+    await lp.locator('.work-box[data-status="handed_in"] .handin-done').waitFor()
+    await lp.locator('#readonly-banner').waitFor()
+    await lp.locator('#editor .doc-text[contenteditable="false"]').waitFor()
+    await lp.locator('.work-box[data-status="handed_in"]').waitFor({ timeout: T })
+    await tp.locator('#works-table tr', { hasText: 'Groupe 1' }).locator('.phase[data-phase="handed_in"]').waitFor({ timeout: T })
+
+    // The deadline: g2's editor is locked where it is, and what it types is refused.
+    const wait = due.at - Date.now()
+    assert(wait < 60000, `the deadline is still ${wait} ms away`)
+    await g2.page.locator('#editor .doc-text[contenteditable="false"]').waitFor({ timeout: wait + 15000 })
+    await g2.page.locator('#readonly-banner').waitFor()
+    await g2.page.locator('#editor .doc-text').click()
+    await g2.page.keyboard.type(' APRES-ECHEANCE', { delay: 5 })
+    assert(!(await docText(g2.page)).includes('APRES-ECHEANCE'), 'a locked editor takes no text')
+    await axe(g2.page, 'room (work frozen)')
+    const g2Row = tp.locator('#works-table tr', { hasText: 'Groupe 2' })
+    await g2Row.locator('.phase[data-phase="missed"]').waitFor({ timeout: T })
+
+    // The teacher opens g2's rendu (frozen at the deadline), then g1's, and returns it.
+    await g2Row.getByRole('button', { name: /Voir le rendu/ }).click()
+    await tp.locator('#rendu-body', { hasText: 'brouillon du groupe deux' }).waitFor()
+    assert(!(await tp.locator('#rendu-body').innerText()).includes('APRES-ECHEANCE'), 'nothing after the deadline in the rendu')
+    const g1Row = tp.locator('#works-table tr', { hasText: 'Groupe 1' })
+    await g1Row.getByRole('button', { name: /Voir le rendu/ }).click()
+    await tp.locator('#rendu-body', { hasText: 'la plante capte la lumière' }).waitFor()
+    assert(await tp.locator('#rendu-title').evaluate((el) => el === document.activeElement), 'focus on the rendu')
+    await tp.getByLabel('Commentaire').fill('Bonne introduction, développez la **chlorophylle**.')
+    await tp.getByLabel('Appréciation').fill('Très bien')
+    await tp.getByLabel('Note').fill('16/20')
+    await axe(tp, 'assignment (teacher, rendu)')
+    await tp.getByRole('button', { name: 'Rendre la copie corrigée' }).click()
+    await tp.locator('#fb-note', { hasText: 'Correction rendue' }).waitFor()
+    await g1Row.locator('.phase[data-phase="returned"]').waitFor({ timeout: T })
+
+    // Léa: the bell rings live (her room channel), "À faire" shows the feedback.
+    const bellCount = lp.locator('#bell')
+    await lp.locator('#bell[data-unread]:not([data-unread="0"])').waitFor({ timeout: T })
+    await bellCount.click()
+    await lp.locator('.bell-item[data-kind="returned"]').waitFor()
+    await axe(lp, 'notifications')
+    await lp.locator('.bell-item[data-kind="returned"] a').click()
+    await lp.getByRole('heading', { level: 1, name: 'À faire' }).waitFor()
+    const done = lp.locator('.todo-card', { hasText: TITLE })
+    await done.locator('.phase[data-phase="returned"]').waitFor()
+    const feedback = await done.locator('.feedback').innerText()
+    assert(/Très bien/.test(feedback) && /16\/20/.test(feedback) && /chlorophylle/.test(feedback), `feedback: ${feedback}`)
+
+    // The parent: the child's work with its feedback, never a hand-in button.
+    const pp = parent.page
+    await pp.evaluate(() => { location.hash = '#/' })
+    await pp.locator('#nav-todo').click()
+    await pp.getByRole('heading', { level: 1, name: /^Travaux de / }).waitFor()
+    const pcard = pp.locator('.todo-card', { hasText: TITLE })
+    await pcard.locator('.phase[data-phase="returned"]').waitFor()
+    assert(/16\/20/.test(await pcard.locator('.feedback').innerText()), 'the parent sees the feedback')
+    assert(await pp.locator('[data-action="hand-in"]').count() === 0, 'no hand-in for a parent')
+    await axe(pp, 'todo (parent)')
+    await pp.locator('#bell').click()
+    await pp.locator('.bell-item[data-kind="assigned"]').waitFor()
+    await pp.locator('.bell-item[data-kind="returned"]').waitFor()
+    await shot(pp, '13-travaux-parent')
+    await tp.evaluate(() => window.scrollTo(0, 0))
+    await shot(tp, '12-travaux-enseignant')
+    await g2.context.close()
   })
 
   await scenario('no_token_in_console', async () => {

@@ -17,6 +17,11 @@ contexts = several people) and records each one; every scenario is one test here
 - "Qui a écrit quoi" shows each student's text attributed to them, and follows the doc;
 - the history panel names a version, shows it, compares it with the doc, restores it
   (the other student's editor gets the old text) and keeps the state before as a version;
+- the assignment loop: the teacher publishes to each group, two groups write, one hands
+  in (with its confirmation), the deadline freezes the other (its editor locked where it
+  is, later typing refused), the teacher reads both rendus, returns one with feedback,
+  and the student (live bell) and her parent see it; the ENT webhook receiver got each
+  notification exactly once;
 - axe-core reports no serious or critical violation on any screen; no token is ever
   written to the console.
 
@@ -34,12 +39,15 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.support.receiver import Receiver
 from tests.support.server import make_server
 from tests.support.services import service_missing
 
@@ -65,10 +73,12 @@ SCENARIOS = [
     "progress_console",
     "who_wrote_what",
     "history_panel",
+    "assignment_story",
     "no_token_in_console",
 ]
 
-SUITE_TIMEOUT_S = 360
+SUITE_TIMEOUT_S = 420
+WEBHOOK_SECRET = "browser-suite-webhook-secret"
 
 
 def _chromium() -> str:
@@ -137,7 +147,15 @@ def browser_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     folder = tmp_path_factory.mktemp("browser")
     shots = os.environ.get("ATELIER_SCREENSHOTS")
     screenshots = (ROOT / shots) if shots else folder / "screenshots"
-    server = make_server(folder, ATELIER_DEMO="true")
+    receiver = Receiver(WEBHOOK_SECRET).start()
+    server = make_server(
+        folder,
+        ATELIER_DEMO="true",
+        ATELIER_DEADLINE_POLL_S="1",
+        ATELIER_RENDU_SETTLE_S="0.3",
+        ATELIER_ENT_WEBHOOK_URL=receiver.url,
+        ATELIER_ENT_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
     server.start()
     results_file = folder / "results.json"
     config = {
@@ -166,10 +184,13 @@ def browser_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
             "axe": data.get("axe", []),
             "output": output,
             "server_log": server.log(),
+            "server": server,
+            "receiver": receiver,
         }
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop()
+        receiver.stop()
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -182,7 +203,11 @@ def test_browser_scenario(browser_results: dict[str, Any], scenario: str) -> Non
             f"{json.dumps(others, indent=1)[:4000]}\n"
             f"server log (tail):\n{browser_results['server_log'][-3000:]}"
         )
-    assert result["ok"], f"{scenario} failed:\n{result['error']}"
+    assert result["ok"], (
+        f"{scenario} failed:\n{result['error']}\n"
+        f"suite output (tail):\n{browser_results['output'][-2000:]}\n"
+        f"server log (tail):\n{browser_results['server_log'][-2000:]}"
+    )
 
 
 def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
@@ -201,6 +226,13 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "history panel",
         "history (compare)",
         "history (restored)",
+        "assignments (teacher)",
+        "todo (student)",
+        "hand-in confirmation",
+        "room (work frozen)",
+        "assignment (teacher, rendu)",
+        "notifications",
+        "todo (parent)",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [
@@ -210,3 +242,36 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert serious == []
+
+
+def test_the_ent_received_each_notification_of_the_story_once(
+    browser_results: dict[str, Any],
+) -> None:
+    """Every notification of the people in the story reached the ENT's receiver, signed,
+    exactly once (at least once by contract; once here, where nothing failed)."""
+    if not browser_results["by_name"].get("assignment_story", {}).get("ok"):
+        pytest.skip("the story did not run to its end")
+    server, receiver = browser_results["server"], browser_results["receiver"]
+    people = ["t-martin", "s-01", "s-07", "p-01"]
+    expected: dict[str, str] = {}
+    for user in people:
+        feed = httpx.get(
+            f"{server.http_url}/api/me/notifications?limit=100",
+            headers={"Authorization": f"Bearer {server.token(user)}"},
+            timeout=10,
+        ).json()
+        for item in feed["items"]:
+            expected[item["id"]] = item["kind"]
+    kinds = set(expected.values())
+    assert {"assigned", "handed_in", "returned"} <= kinds, kinds
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        got = {b["id"] for b in receiver.bodies()}
+        if set(expected) <= got:
+            break
+        time.sleep(0.2)
+    assert set(expected) <= {b["id"] for b in receiver.bodies()}
+    assert receiver.bad_signatures == 0
+    delivered = [a["key"] for a in receiver.attempts if a["key"] in expected]
+    repeats = {key for key in delivered if delivered.count(key) > 1}
+    assert repeats == set(), f"delivered more than once: {repeats}"

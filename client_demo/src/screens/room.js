@@ -9,6 +9,7 @@ import { clock, t } from '../i18n.js'
 import { DocSession } from '../docsession.js'
 import { createHistoryPanel } from '../history.js'
 import { AuthorshipView } from '../authorship.js'
+import { dueText, handInControl, leftText, phaseTag } from '../work.js'
 
 const DOC_NAME = /^[a-z0-9_-]{1,64}$/
 const TYPING_IDLE_MS = 2500
@@ -93,6 +94,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     ? h('button', { type: 'button', class: 'btn', id: 'lock-toggle', 'aria-pressed': 'false', onclick: toggleLock })
     : null
   const banner = h('div', { class: 'banner-slot', id: 'doc-banner' })
+  const workSlot = h('div', { class: 'work-slot', id: 'work-slot' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('room.toolbar'), 'aria-controls': 'editor' })
   const formatTools = h('div', { class: 'tool-group' })
   const authorsToggle = h('button', {
@@ -149,7 +151,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
         h('section', { class: 'panel', 'aria-labelledby': 'here-title' },
           h('h2', { id: 'here-title' }, t('room.here'), ' ', hereCount), hereList)),
       h('section', { class: 'panel doc', 'aria-labelledby': 'doc-title' },
-        h('div', { class: 'doc-head' }, docTitle, lockButton), banner, toolbar, editorHost, authorshipHost),
+        h('div', { class: 'doc-head' }, docTitle, lockButton), banner, workSlot, toolbar, editorHost, authorshipHost),
       chatPanel),
     history.element))
 
@@ -163,7 +165,34 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
       h('a', {
         href: `#/room/${enc(roomId)}/${enc(d.name)}`, 'aria-current': d.name === currentDoc ? 'page' : undefined
       }, h('span', { class: 'doc-icon', 'aria-hidden': 'true' }, '¶'), d.name),
+      d.assignment && h('span', { class: 'tag tag-work' }, t('room.docWork')),
       d.locked && h('span', { class: 'tag' }, t('room.docLocked')))))
+  }
+
+  // ---------------------------------------------------------------- the doc's assignment
+  /** The open doc's work, if it is one: its title, due date, status and "Rendre". */
+  function renderWork () {
+    const work = docs.find((d) => d.name === currentDoc)?.assignment
+    if (!work) { workSlot.replaceChildren(); return }
+    if (workSlot.querySelector('.handin[data-busy]')) return // a hand-in being confirmed or sent
+    const open = work.status === 'open' && work.due_at > Date.now() / 1000 && !locked
+    const student = me.role === 'student' && access.docs === 'write'
+    fill(workSlot, h('section', { class: 'work-box', 'aria-labelledby': 'work-box-title', 'data-status': work.status },
+      h('h3', { id: 'work-box-title' }, t('work.box', { title: work.title })),
+      h('p', {}, phaseTag(work.status), ' · ', t('work.due'), ' : ', dueText(work.due_at),
+        open && h('span', { class: 'muted-text' }, ' (', leftText(work.due_at), ')')),
+      work.submitted_at && h('p', { class: 'handin-done' }, t('work.submittedAt', { when: dueText(work.submitted_at) })),
+      student && open && handInControl({ id: work.work_id }, { title: work.title, onDone: (done) => applyWork(done) }),
+      teacherOfRoom && h('p', {}, h('a', { href: `#/assignment/${enc(work.id)}/${enc(work.work_id)}` }, t('work.follow')))))
+  }
+
+  /** A work's new state (a `work` room event, or our own hand-in's answer). */
+  function applyWork (w) {
+    if (!w || w.room_id !== roomId) return
+    const d = docs.find((x) => x.name === w.doc)
+    if (!d?.assignment || d.assignment.work_id !== w.id) return
+    d.assignment = { ...d.assignment, status: w.status, due_at: w.due_at, submitted_at: w.submitted_at }
+    if (w.doc === currentDoc) renderWork()
   }
 
   function writable () {
@@ -267,6 +296,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     locked = docs.find((d) => d.name === currentDoc)?.locked ?? false
     docTitle.textContent = t('room.editor', { doc: currentDoc })
     renderDocs()
+    renderWork()
     editorHost.replaceChildren()
     const user = { id: me.id, name: me.display_name, color: colorOf(me.id) }
     session_ = new DocSession({
@@ -526,7 +556,9 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     const ev = e.detail
     if (ev.kind === 'doc_locked') {
       setDocLocked(ev.doc, Boolean(ev.locked))
-      if (ev.doc === currentDoc) { locked = Boolean(ev.locked); if (!locked) deniedReason = null; renderBanner() }
+      if (ev.doc === currentDoc) { locked = Boolean(ev.locked); if (!locked) deniedReason = null; renderBanner(); renderWork() }
+    } else if (ev.kind === 'work') {
+      applyWork(ev.work)
     } else if (ev.kind === 'doc_saved' && ev.doc === currentDoc && session_) {
       session_.onSaved(ev.sv)
     }

@@ -25,6 +25,7 @@ export async function renderSpaces (main) {
         h('h2', { id: `sec-${c.id}` }, c.name),
         h('p', { class: 'actions' },
           h('a', { class: 'btn btn-primary', href: `#/class/${enc(c.id)}` }, t('spaces.classPage')), ' ',
+          h('a', { class: 'btn', href: `#/class/${enc(c.id)}/travaux` }, t('spaces.assignments'), h('span', { class: 'sr-only' }, ` — ${c.name}`)), ' ',
           h('a', { class: 'btn', href: `#/room/${enc(c.id)}` }, t('class.openClass'))),
         mine.length > 0 && h('ul', { class: 'space-grid' }, mine.map((g) => roomCard(g)))))
     }
@@ -40,10 +41,13 @@ export async function renderSpaces (main) {
         h('ul', { class: 'space-grid' }, groups.map((g) => roomCard(g)))))
     }
   }
+  const todoLink = (me.role === 'student' || me.role === 'parent') && h('p', { class: 'actions' },
+    h('a', { class: 'btn btn-primary', href: '#/todo', id: 'spaces-todo' }, me.role === 'parent' ? t('nav.children') : t('nav.todo')))
   main.replaceChildren(
     h('div', { class: 'page' },
       h('h1', { tabindex: '-1' }, t('spaces.title')),
       h('p', { class: 'lead' }, t('spaces.hello', { name: me.display_name })),
+      todoLink,
       sections.length ? sections : h('p', {}, t('spaces.none'))))
   return { title: t('spaces.title') }
 }
