@@ -18,6 +18,7 @@ import httpx
 import pytest
 from pycrdt import XmlFragment
 
+from tests.support.liveclient import LiveClient
 from tests.support.receiver import Receiver
 from tests.support.server import AtelierServer, make_server
 from tests.support.yclient import YClient, eventually
@@ -387,3 +388,53 @@ async def test_the_rendus_export_as_html_and_odt(server: AtelierServer) -> None:
     assert sorted(pages.namelist()) == ["01-groupe-1.html", "index.html"]
     html = pages.read("01-groupe-1.html").decode()
     assert "<script>" not in html and "&lt;b&gt;pas du HTML&lt;/b&gt;" in html
+
+
+def live(server: AtelierServer, user: str, room: str) -> str:
+    return f"{server.ws_url}/rooms/{room}/live?token={server.token(user)}"
+
+
+def work_events(client: LiveClient) -> list[dict]:
+    return [f["work"] for f in client.of_type("event") if f.get("kind") == "work"]
+
+
+async def test_work_states_reach_the_teachers_and_the_group_never_a_draft(
+    server: AtelierServer,
+) -> None:
+    """A group's work state goes to its group channel and to the teachers on the class
+    channel, without the feedback (a draft until returned); a personal work's state goes
+    to the teachers only: classmates and parents on the class channel never get it."""
+    group_work = work_in(await publish(server, "Carte mentale", 3600), f"{CLASS}-g1")
+    personal = await publish(server, "Autoportrait", 3600, target="students")
+    mine = next(w for w in personal["works"] if w["student_id"] == "s-01")
+    teacher = await LiveClient(live(server, "t-martin", CLASS)).connect()
+    classmate = await LiveClient(live(server, "s-02", CLASS)).connect()
+    parent = await LiveClient(live(server, "p-01", CLASS)).connect()
+    group = await LiveClient(live(server, "s-03", f"{CLASS}-g1")).connect()
+    async with api(server, "t-martin") as http:
+        draft = {"comment": "Brouillon : ne pas montrer.", "mark": "12/20"}
+        async with api(server, "s-04") as student:
+            assert (await student.post(f"/api/works/{group_work['id']}/hand-in")).status_code == 200
+        assert (await http.put(f"/api/works/{group_work['id']}/feedback", json=draft)).status_code
+        async with api(server, "s-01") as lea:
+            assert (await lea.post(f"/api/works/{mine['id']}/hand-in")).status_code == 200
+        assert (await http.put(f"/api/works/{mine['id']}/feedback", json=draft)).status_code
+    ids = {group_work["id"], mine["id"]}
+    await eventually(lambda: ids <= {w["id"] for w in work_events(teacher)})
+    await eventually(lambda: group_work["id"] in {w["id"] for w in work_events(group)})
+    # A barrier: a room event sent after every work event reaches the class channel's
+    # sockets in order (one node), so what has not come by then never comes.
+    # The teacher writes in a class doc: its doc_saved event goes to every socket.
+    writer = await YClient(ws(server, "t-martin", CLASS, "barriere")).connect()
+    await writer.type("barrière")
+
+    def barrier(client: LiveClient) -> bool:
+        return any(f.get("doc") == "barriere" for f in client.of_type("event"))
+
+    await eventually(lambda: barrier(classmate) and barrier(parent))
+    assert work_events(classmate) == [] and work_events(parent) == []
+    for seen in work_events(teacher) + work_events(group):
+        assert seen["feedback"] is None
+    for client in (teacher, classmate, parent, group):
+        await client.close()
+    await writer.close()
