@@ -17,6 +17,7 @@ from server.api import assignments as assignments_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
 from server.api import progress as progress_api
+from server.api import works as works_api
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
 from server.assignments.service import Assignments
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *rest.routes,
         *progress_api.routes,
         *assignments_api.routes,
+        *works_api.routes,
         *notifications_api.routes,
     ]
     root = _client_root(settings)

@@ -1,6 +1,7 @@
-"""REST for assignments (docs/protocol.md, "Assignments"): publish and follow (teachers),
-"À faire" and hand in (students), a child's works (parents), feedback and return,
-the rendus' export. Every handler documents itself in OpenAPI (YAML after ``---``).
+"""REST for assignments (docs/protocol.md, "Assignments over REST"): publish, follow, edit
+and export (teachers), and what the works' routes (server/api/works.py) share: who sees
+an assignment or a work, and how a work looks to each. Every handler documents itself in
+OpenAPI (YAML after ``---``).
 
 Who sees what: a class's teachers see and do everything of its assignments; a student
 sees the assignments of their classes and their own works (a classmate's personal work
@@ -11,6 +12,7 @@ other minors' writing).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -37,9 +39,7 @@ from server.persistence.assignments import (
 )
 from server.persistence.models import unix
 from server.persistence.roster import UserInfo
-from server.progress import content
 from server.progress.content import safe_href
-from server.progress.service import doc_of
 from server.types import Role, RoomKind
 
 MAX_INSTRUCTIONS = 10_000
@@ -100,7 +100,7 @@ async def _teaches(ctx: AppContext, user: UserInfo, class_id: str) -> bool:
     return info is not None and RoomKind(info.kind) is RoomKind.CLASS and access.moderate
 
 
-async def _assignment(request: Request, assignment_id: str) -> Seen | JSONResponse:
+async def seen_assignment(request: Request, assignment_id: str) -> Seen | JSONResponse:
     user = await user_of(request)
     if isinstance(user, JSONResponse):
         return user
@@ -116,7 +116,7 @@ async def _assignment(request: Request, assignment_id: str) -> Seen | JSONRespon
     return Seen(ctx, user, found, teacher=False)
 
 
-async def _work(request: Request) -> tuple[Seen, WorkRow] | JSONResponse:
+async def seen_work(request: Request) -> tuple[Seen, WorkRow] | JSONResponse:
     user = await user_of(request)
     if isinstance(user, JSONResponse):
         return user
@@ -124,39 +124,39 @@ async def _work(request: Request) -> tuple[Seen, WorkRow] | JSONResponse:
     work = await ctx.assignments.store.work(request.path_params["work_id"])
     if work is None:
         return error(404, "not_found", "no such work")
-    seen = await _assignment(request, work.assignment_id)
+    seen = await seen_assignment(request, work.assignment_id)
     if isinstance(seen, JSONResponse):
         return seen
-    if not seen.teacher and not await _concerns(ctx, seen.user, work, seen.assignment):
+    if not seen.teacher and not await concerns(ctx, seen.user, work, seen.assignment):
         return error(404, "not_found", "no such work")
     return seen, work
 
 
-async def _member(ctx: AppContext, student: str, work: WorkRow) -> bool:
+async def is_member_of(ctx: AppContext, student: str, work: WorkRow) -> bool:
     """Is ``student`` one of the people a work belongs to?"""
     if work.student_id is not None:
         return work.student_id == student
     return await ctx.roster.is_member(student, work.room_id)
 
 
-async def _concerns(ctx: AppContext, user: UserInfo, work: WorkRow, a: AssignmentRow) -> bool:
+async def concerns(ctx: AppContext, user: UserInfo, work: WorkRow, a: AssignmentRow) -> bool:
     if user.role is Role.STUDENT:
-        return await _member(ctx, user.id, work)
+        return await is_member_of(ctx, user.id, work)
     if user.role is Role.PARENT:
         for child in await ctx.roster.children_of(user.id):
-            if await _member(ctx, child, work):
+            if await is_member_of(ctx, child, work):
                 return True
     return False
 
 
-def _due(body: dict[str, Any], ctx: AppContext) -> datetime:
+def due_from(body: dict[str, Any], ctx: AppContext) -> datetime:
     raw = body.get("due_at")
     if not isinstance(raw, str):
         raise ValueError("due_at: an ISO 8601 date and time")
     return parse_due(raw, ctx.settings.timezone)
 
 
-def _text(body: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str:
+def text_field(body: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str:
     value = body.get(key, "")
     if value is None:
         value = ""
@@ -176,12 +176,12 @@ def _resources(body: dict[str, Any]) -> list[dict[str, str]]:
         url = safe_href(item.get("url"))
         if url is None or url.startswith("mailto:"):
             raise ValueError("resources: each url is http or https")
-        title = _text(item, "title", 200) or url
+        title = text_field(item, "title", 200) or url
         out.append({"title": title, "url": url})
     return out
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except Exception:
@@ -241,7 +241,7 @@ async def class_assignments(request: Request) -> Response:
             out.append({**assignment_json(a), "counts": counts})
         return JSONResponse({"assignments": out})
     try:
-        body = await _body(request)
+        body = await json_body(request)
         target = body.get("target", "groups")
         if target not in TARGETS:
             raise ValueError("target: class, groups or students")
@@ -249,12 +249,12 @@ async def class_assignments(request: Request) -> Response:
         if not isinstance(allow_late, bool):
             raise ValueError("allow_late: true or false")
         spec = Spec(
-            title=_text(body, "title", 200, required=True),
-            instructions=_text(body, "instructions", MAX_INSTRUCTIONS),
+            title=text_field(body, "title", 200, required=True),
+            instructions=text_field(body, "instructions", MAX_INSTRUCTIONS),
             resources=_resources(body),
-            due_at=_due(body, ctx),
+            due_at=due_from(body, ctx),
             target=target,
-            starter=_text(body, "starter", MAX_STARTER) or None,
+            starter=text_field(body, "starter", MAX_STARTER) or None,
             allow_late=allow_late,
         )
         if spec.due_at <= datetime.now(UTC):
@@ -272,7 +272,7 @@ async def class_assignments(request: Request) -> Response:
     )
 
 
-async def _units(ctx: AppContext, works: list[WorkRow]) -> dict[str, dict[str, Any]]:
+async def units_of(ctx: AppContext, works: list[WorkRow]) -> dict[str, dict[str, Any]]:
     """work id → {kind, id, name, members: [{id, name}]}."""
     out: dict[str, dict[str, Any]] = {}
     rooms: dict[str, Any] = {}
@@ -296,7 +296,7 @@ async def _units(ctx: AppContext, works: list[WorkRow]) -> dict[str, dict[str, A
     return out
 
 
-async def _work_view(
+async def work_view(
     ctx: AppContext, w: WorkRow, a: AssignmentRow, unit: dict[str, Any], *, teacher: bool
 ) -> dict[str, Any]:
     summary = await ctx.progress.doc_summary(w.room_id, w.doc_name)
@@ -346,7 +346,7 @@ async def assignment(request: Request) -> Response:
       404:
         description: No such assignment (or not one of the caller's).
     """
-    seen = await _assignment(request, request.path_params["assignment_id"])
+    seen = await seen_assignment(request, request.path_params["assignment_id"])
     if isinstance(seen, JSONResponse):
         return seen
     ctx, a = seen.ctx, seen.assignment
@@ -354,12 +354,12 @@ async def assignment(request: Request) -> Response:
         if not seen.teacher:
             return error(403, "forbidden", "only the class's teachers edit its work")
         try:
-            body = await _body(request)
+            body = await json_body(request)
             values: dict[str, Any] = {}
             if "title" in body:
-                values["title"] = _text(body, "title", 200, required=True)
+                values["title"] = text_field(body, "title", 200, required=True)
             if "instructions" in body:
-                values["instructions"] = _text(body, "instructions", MAX_INSTRUCTIONS)
+                values["instructions"] = text_field(body, "instructions", MAX_INSTRUCTIONS)
             if "resources" in body:
                 values["resources"] = json.dumps(_resources(body), ensure_ascii=False)
             for flag in ("allow_late", "archived"):
@@ -367,7 +367,7 @@ async def assignment(request: Request) -> Response:
                     if not isinstance(body[flag], bool):
                         raise ValueError(f"{flag}: true or false")
                     values[flag] = body[flag]
-            due = _due(body, ctx) if "due_at" in body else None
+            due = due_from(body, ctx) if "due_at" in body else None
             if due is not None and due <= datetime.now(UTC):
                 raise ValueError("due_at: a date to come")
         except ValueError as exc:
@@ -381,194 +381,13 @@ async def assignment(request: Request) -> Response:
         a = found
     works = await ctx.assignments.store.works_of(a.id)
     if not seen.teacher:
-        works = [w for w in works if await _concerns(ctx, seen.user, w, a)]
-    units = await _units(ctx, works)
-    views = [await _work_view(ctx, w, a, units[w.id], teacher=seen.teacher) for w in works]
+        works = [w for w in works if await concerns(ctx, seen.user, w, a)]
+    units = await units_of(ctx, works)
+    views = [await work_view(ctx, w, a, units[w.id], teacher=seen.teacher) for w in works]
     return JSONResponse({"assignment": assignment_json(a), "works": views})
 
 
-# --- students: hand in; everyone: the rendu ---
-
-
-async def hand_in(request: Request) -> Response:
-    """
-    ---
-    summary: Hand in a work ("rendre"), before its due date, as one of its students.
-    description: >-
-      The doc is locked for its students at once, and its state a moment later (once edits
-      made elsewhere before the lock have arrived) is recorded as the rendu. The class's
-      teachers are notified.
-    parameters:
-      - {name: work_id, in: path, required: true, schema: {type: string}}
-    responses:
-      200:
-        description: '{"work": Work}'
-      403:
-        description: Not one of the work's students.
-      409:
-        description: Already handed in, or past its due date.
-    """
-    got = await _work(request)
-    if isinstance(got, JSONResponse):
-        return got
-    seen, work = got
-    if seen.user.role is not Role.STUDENT or not await _member(seen.ctx, seen.user.id, work):
-        return error(403, "forbidden", "only the work's students hand it in")
-    try:
-        done = await seen.ctx.assignments.hand_in(work, seen.assignment, seen.user.id)
-    except Refused as exc:
-        return error(409, "conflict", str(exc))
-    return JSONResponse({"work": done.to_json()})
-
-
-async def rendu(request: Request) -> Response:
-    """
-    ---
-    summary: A work's rendu, read-only (sanitised HTML and plain text).
-    description: >-
-      Teachers of the class and the work's students; a parent only for their own child's
-      personal work (a group's rendu holds other minors' writing).
-    parameters:
-      - {name: work_id, in: path, required: true, schema: {type: string}}
-    responses:
-      200:
-        description: '{"work": Work, "version": Version, "html": str, "text": str}'
-      403:
-        description: Not allowed to read this rendu.
-      404:
-        description: No such work, or nothing handed in yet.
-    """
-    got = await _work(request)
-    if isinstance(got, JSONResponse):
-        return got
-    seen, work = got
-    if seen.user.role is Role.PARENT and work.student_id is None:
-        return error(403, "forbidden", "a group's rendu holds other pupils' writing")
-    if work.version_id is None:
-        return error(404, "not_found", "nothing handed in yet")
-    found = await seen.ctx.progress.versions.get(work.room_id, work.doc_name, work.version_id)
-    if found is None:
-        return error(404, "not_found", "nothing handed in yet")
-    info, state = found
-    doc = doc_of(state)
-    view = work.to_json()
-    if not seen.teacher and work.returned_at is None:
-        view["feedback"] = None
-    return JSONResponse(
-        {
-            "work": view,
-            "version": info.to_json(),
-            "html": content.html(doc),
-            "text": content.plain_text(doc),
-        }
-    )
-
-
-# --- teachers: reopen, feedback, return, export ---
-
-
-async def _teacher_work(request: Request) -> tuple[Seen, WorkRow] | JSONResponse:
-    got = await _work(request)
-    if isinstance(got, JSONResponse):
-        return got
-    if not got[0].teacher:
-        return error(403, "forbidden", "only the class's teachers do this")
-    return got
-
-
-async def reopen(request: Request) -> Response:
-    """
-    ---
-    summary: Open a work again until a new due date (an extension for one group).
-    description: 'Takes {"due_at": ISO 8601}. The doc is unlocked; its students are notified.'
-    parameters:
-      - {name: work_id, in: path, required: true, schema: {type: string}}
-    responses:
-      200:
-        description: '{"work": Work}'
-      400:
-        description: Bad due_at.
-      403:
-        description: Not a teacher of the class.
-      409:
-        description: The work is being frozen right now.
-    """
-    got = await _teacher_work(request)
-    if isinstance(got, JSONResponse):
-        return got
-    seen, work = got
-    try:
-        due = _due(await _body(request), seen.ctx)
-        if due <= datetime.now(UTC):
-            raise ValueError("due_at: a date to come")
-    except ValueError as exc:
-        return error(400, "bad_request", str(exc))
-    try:
-        opened = await seen.ctx.assignments.reopen(work, seen.assignment, due)
-    except Refused as exc:
-        return error(409, "conflict", str(exc))
-    return JSONResponse({"work": opened.to_json()})
-
-
-async def feedback(request: Request) -> Response:
-    """
-    ---
-    summary: Write the feedback of a work (a comment, an appreciation, a mark).
-    description: >-
-      Takes {comment (up to 5000 characters), appreciation (up to 200), mark (up to 32;
-      the ENT's gradebook stays the record)}. Students and parents see it once returned.
-    parameters:
-      - {name: work_id, in: path, required: true, schema: {type: string}}
-    responses:
-      200:
-        description: '{"work": Work}'
-      400:
-        description: A field is too long.
-      403:
-        description: Not a teacher of the class.
-    """
-    got = await _teacher_work(request)
-    if isinstance(got, JSONResponse):
-        return got
-    seen, work = got
-    try:
-        body = await _body(request)
-        values = {
-            "comment": _text(body, "comment", 5000) or None,
-            "appreciation": _text(body, "appreciation", 200) or None,
-            "mark": _text(body, "mark", 32) or None,
-        }
-    except ValueError as exc:
-        return error(400, "bad_request", str(exc))
-    done = await seen.ctx.assignments.store.set_feedback(work.id, seen.user.id, **values)
-    assert done is not None
-    return JSONResponse({"work": done.to_json()})
-
-
-async def give_back(request: Request) -> Response:
-    """
-    ---
-    summary: Return a rendu with its feedback ("rendu corrigé").
-    description: The work's students and their parents are notified.
-    parameters:
-      - {name: work_id, in: path, required: true, schema: {type: string}}
-    responses:
-      200:
-        description: '{"work": Work}'
-      403:
-        description: Not a teacher of the class.
-      409:
-        description: Not handed in yet, or already returned.
-    """
-    got = await _teacher_work(request)
-    if isinstance(got, JSONResponse):
-        return got
-    seen, work = got
-    try:
-        done = await seen.ctx.assignments.give_back(work, seen.assignment)
-    except Refused as exc:
-        return error(409, "conflict", str(exc))
-    return JSONResponse({"work": done.to_json()})
+# --- teachers: export ---
 
 
 async def export(request: Request) -> Response:
@@ -589,7 +408,7 @@ async def export(request: Request) -> Response:
       403:
         description: Not a teacher of the class.
     """
-    seen = await _assignment(request, request.path_params["assignment_id"])
+    seen = await seen_assignment(request, request.path_params["assignment_id"])
     if isinstance(seen, JSONResponse):
         return seen
     if not seen.teacher:
@@ -598,8 +417,9 @@ async def export(request: Request) -> Response:
     if fmt not in ("html", "odt"):
         return error(400, "bad_request", "format: html or odt")
     ctx, a = seen.ctx, seen.assignment
+    started = time.perf_counter()
     works = [w for w in await ctx.assignments.store.works_of(a.id) if w.version_id is not None]
-    units = await _units(ctx, works)
+    units = await units_of(ctx, works)
     by = await ctx.roster.display_names([w.submitted_by for w in works if w.submitted_by])
     rendus = []
     for w in works:
@@ -621,8 +441,9 @@ async def export(request: Request) -> Response:
                 mark=w.mark,
             )
         )
-    started = time.perf_counter()
-    data = export_zip(a.title, rendus, fmt, ctx.settings.timezone)  # type: ignore[arg-type]
+    # Building the archive decodes each rendu and writes ODT: CPU work kept off the event
+    # loop, so that a teacher's export never stalls the live docs of this node.
+    data = await asyncio.to_thread(export_zip, a.title, rendus, fmt, ctx.settings.timezone)  # type: ignore[arg-type]
     took = time.perf_counter() - started
     name = f"rendus-{slug(a.title)}.zip"
     return Response(
@@ -635,83 +456,8 @@ async def export(request: Request) -> Response:
     )
 
 
-# --- "À faire": a student's works, a parent's child's ---
-
-
-async def todo(request: Request) -> Response:
-    """
-    ---
-    summary: The caller's assignments ("À faire"); a parent's children's (?child=).
-    description: >-
-      Soonest due first, each with the caller's works (phase, due date, feedback once
-      returned). A parent names one of their children with ?child=, else gets them all.
-    parameters:
-      - {name: child, in: query, required: false, schema: {type: string}}
-    responses:
-      200:
-        description: >-
-          {"items": [{assignment: Assignment, works: [Work], child: id|null}]}
-      403:
-        description: Not one of the parent's children.
-    """
-    user = await user_of(request)
-    if isinstance(user, JSONResponse):
-        return user
-    ctx: AppContext = request.app.state.ctx
-    if user.role is Role.PARENT:
-        children = sorted(await ctx.roster.children_of(user.id))
-        wanted = request.query_params.get("child")
-        if wanted is not None:
-            if wanted not in children:
-                return error(403, "forbidden", "not one of your children")
-            children = [wanted]
-        people = children
-    elif user.role is Role.STUDENT:
-        people = [user.id]
-    else:
-        return JSONResponse({"items": []})
-    items: list[dict[str, Any]] = []
-    for person in people:
-        rooms = await ctx.roster.rooms_of(person)
-        classes = [r.id for r in rooms if RoomKind(r.kind) is RoomKind.CLASS]
-        member_of = {r.id for r in rooms}  # the rooms_of the person: no query per work
-        found = await ctx.assignments.store.of_classes(classes)
-        works = await ctx.assignments.store.works_in([a.id for a in found])
-        for a in found:
-            mine = [
-                w
-                for w in works
-                if w.assignment_id == a.id
-                and (w.student_id == person if w.student_id else w.room_id in member_of)
-            ]
-            if not mine:
-                continue
-            units = await _units(ctx, mine)
-            views = []
-            for w in mine:
-                view = await _work_view(ctx, w, a, units[w.id], teacher=False)
-                if user.role is Role.PARENT:
-                    view["unit"] = {"kind": view["unit"]["kind"], "name": view["unit"]["name"]}
-                views.append(view)
-            items.append(
-                {
-                    "assignment": assignment_json(a),
-                    "works": views,
-                    "child": person if user.role is Role.PARENT else None,
-                }
-            )
-    items.sort(key=lambda i: (i["assignment"]["due_at"], i["assignment"]["id"]))
-    return JSONResponse({"items": items, "now": time.time()})
-
-
 routes = [
     Route("/api/classes/{class_id}/assignments", class_assignments, methods=["GET", "POST"]),
     Route("/api/assignments/{assignment_id}", assignment, methods=["GET", "PATCH"]),
     Route("/api/assignments/{assignment_id}/export", export, methods=["GET"]),
-    Route("/api/works/{work_id}/hand-in", hand_in, methods=["POST"]),
-    Route("/api/works/{work_id}/rendu", rendu, methods=["GET"]),
-    Route("/api/works/{work_id}/reopen", reopen, methods=["POST"]),
-    Route("/api/works/{work_id}/feedback", feedback, methods=["PUT"]),
-    Route("/api/works/{work_id}/return", give_back, methods=["POST"]),
-    Route("/api/me/todo", todo, methods=["GET"]),
 ]
