@@ -4,7 +4,8 @@ The story is told in tests/interop/live_story.mjs: two students of group 2nde-a-
 teacher chat, see each other (two tabs, typing), edit, delete, mute; a parent opens the
 class room without chat or presence; refusals are final; a cut socket reconnects with
 backoff and without duplicating history; a burst of posts meets the rate limit.
-markdown_test.mjs checks the message renderer (no server needed).
+markdown_test.mjs checks the message renderer, work_test.mjs the assignment screens' date and
+resource helpers (no server needed).
 
 Needs Node >= 20, `npm ci --prefix tests/interop` (ws) and `npm ci --prefix client_demo`
 (@msgpack/msgpack): without them these tests fail, they do not skip.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +97,22 @@ async def test_room_channel_story_against_a_real_server(atelier: Any) -> None:
     assert phases["rateLimit"]["retryAfter"] > 0
 
 
-async def test_message_renderer() -> None:
+@pytest.mark.parametrize("suite", ["markdown_test.mjs", "work_test.mjs"])
+async def test_client_helpers(suite: str) -> None:
+    """The message renderer, and the assignment screens' date and resource helpers (the
+    latter in Paris and in another zone: a due date typed there is the same instant)."""
     node = require_client_demo()
+    await _node_test(node, suite, {})
+    if suite == "work_test.mjs":
+        await _node_test(node, suite, {"TZ": "America/Cayenne"})
+
+
+async def _node_test(node: str, suite: str, env: dict[str, str]) -> None:
     process = await asyncio.create_subprocess_exec(
         node,
         "--test",
-        str(INTEROP_DIR / "markdown_test.mjs"),
+        str(INTEROP_DIR / suite),
+        env={**os.environ, **env},
         cwd=INTEROP_DIR,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -110,9 +122,9 @@ async def test_message_renderer() -> None:
     except TimeoutError:
         process.kill()
         await process.communicate()
-        pytest.fail("markdown_test.mjs did not finish within 60 s")
+        pytest.fail(f"{suite} did not finish within 60 s")
     if process.returncode != 0:
-        pytest.fail(f"markdown_test.mjs failed:\n{out.decode()}")
+        pytest.fail(f"{suite} failed ({env}):\n{out.decode()}")
 
 
 def test_client_demo_lockfile_pins_msgpack() -> None:

@@ -37,6 +37,7 @@ export async function renderAssignment (main, { assignmentId, work: firstWork })
 
   function drawHead () {
     fill(head,
+      data.assignment.archived && h('p', { class: 'banner banner-info' }, h('span', { class: 'banner-icon', 'aria-hidden': 'true' }, 'i'), t('edit.isArchived')),
       h('p', {}, h('strong', {}, t('work.due'), ' : '), dueText(a().due_at), ' · ', t('target.' + a().target),
         a().allow_late && h('span', {}, ' · ', t('assign.lateAllowed'))),
       instructionsBlock(a()))
@@ -176,6 +177,36 @@ export async function renderAssignment (main, { assignmentId, work: firstWork })
   h('div', { class: 'form-field' }, h('label', { for: 'postpone-due' }, t('postpone.due')), postponeDue),
   h('p', { class: 'actions' }, h('button', { type: 'submit', class: 'btn' }, t('postpone.submit'))), postponeNote)
 
+  // ---------------------------------------------------------------- edit, archive
+  const editTitle = h('input', { id: 'edit-title', type: 'text', required: true, maxlength: '200', value: data.assignment.title, autocomplete: 'off' })
+  const editInstructions = h('textarea', { id: 'edit-instructions', rows: '4', maxlength: '10000', value: data.assignment.instructions })
+  const editLate = h('input', { id: 'edit-late', type: 'checkbox', checked: data.assignment.allow_late })
+  const editNote = h('p', { class: 'form-note', role: 'status', 'aria-live': 'polite' })
+  const patch = async (body, done) => {
+    try {
+      data = await api(`/api/assignments/${enc(assignmentId)}`, { method: 'PATCH', body })
+      editNote.textContent = done
+      drawHead(); drawTable(); drawArchive()
+    } catch (error) { editNote.textContent = t('feedback.error', { error: error.message }) }
+  }
+  const archiveButton = h('button', { type: 'button', class: 'btn', id: 'archive-toggle', onclick: () => patch({ archived: !data.assignment.archived }, data.assignment.archived ? t('edit.unarchived') : t('edit.archived')) })
+  const drawArchive = () => { archiveButton.textContent = data.assignment.archived ? t('edit.unarchive') : t('edit.archive') }
+  drawArchive()
+  const edit = h('details', { class: 'edit-box' },
+    h('summary', {}, t('edit.title')),
+    h('form', {
+      class: 'edit-form',
+      onsubmit: (e) => {
+        e.preventDefault()
+        patch({ title: editTitle.value, instructions: editInstructions.value, allow_late: editLate.checked }, t('edit.saved'))
+      }
+    },
+    h('div', { class: 'form-field' }, h('label', { for: 'edit-title' }, t('assign.fieldTitle')), editTitle),
+    h('div', { class: 'form-field' }, h('label', { for: 'edit-instructions' }, t('assign.fieldInstructions')), editInstructions),
+    h('div', { class: 'form-field form-check' }, editLate, h('label', { for: 'edit-late' }, t('assign.fieldLate'))),
+    h('p', { class: 'actions' }, h('button', { type: 'submit', class: 'btn' }, t('edit.save')), archiveButton)),
+    editNote)
+
   const exportNote = h('p', { class: 'form-note', role: 'status', 'aria-live': 'polite' })
   async function download (format) {
     exportNote.textContent = t('export.working')
@@ -224,6 +255,7 @@ export async function renderAssignment (main, { assignmentId, work: firstWork })
         h('li', { 'aria-current': 'page' }, title))),
     h('h1', { tabindex: '-1' }, title),
     head,
+    edit,
     h('div', { class: 'works-grid' },
       h('section', { class: 'panel', 'aria-labelledby': 'works-title' },
         h('h2', { id: 'works-title' }, t('works.title')), summary, h('div', { class: 'table-scroll' }, table)),
