@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +15,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.api import assignments as assignments_api
+from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
 from server.api import progress as progress_api
 from server.api import works as works_api
+from server.api.access import recheck
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
 from server.assignments.service import Assignments
@@ -33,10 +36,14 @@ from server.persistence.assignments import AssignmentStore
 from server.persistence.chat import ChatStore
 from server.persistence.db import create_engine
 from server.persistence.docs import DocStore
+from server.persistence.groups import GroupStore
 from server.persistence.notifications import NotificationStore
+from server.persistence.revoked import RevokedStore
 from server.persistence.roster import Roster
 from server.persistence.versions import VersionStore
 from server.progress.service import Progress
+from server.revocation.service import Revocations
+from server.revocation.sockets import SocketIndex
 from server.rooms.registry import RoomRegistry
 from server.transport.edge import Edge, SocketRoute
 
@@ -101,10 +108,13 @@ def create_app(settings: Settings | None = None) -> Edge:
         assignments.room_event = live.room_event
         assignments.teacher_event = live.class_teachers
         registry.watchers.append(assignments)
+        sockets = SocketIndex()
+        revocations = Revocations(outbox, sockets, RevokedStore(engine))
         await registry.start()
         await live.start()
         progress.start()
         await assignments.start()
+        await revocations.start()
         if webhook is not None:
             webhook.start()
         watch.start()
@@ -120,8 +130,13 @@ def create_app(settings: Settings | None = None) -> Edge:
             progress=progress,
             assignments=assignments,
             notifications=notifications,
+            groups=GroupStore(engine),
+            sockets=sockets,
+            revocations=revocations,
             jwt_secret=settings.resolved_jwt_secret(),
         )
+        revocations.forget = ctx.forget
+        revocations.recheck = functools.partial(recheck, ctx)
         app.state.ctx = ctx
         log.info("node %s ready", settings.node_id)
         try:
@@ -131,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Edge:
             await watch.close()
             if webhook is not None:
                 await webhook.close()
+            await revocations.close()
             await assignments.close()
             await progress.close()
             await live.close()
@@ -146,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *rest.routes,
         *progress_api.routes,
         *assignments_api.routes,
+        *groups_api.routes,
         *works_api.routes,
         *notifications_api.routes,
     ]

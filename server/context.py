@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,9 +14,12 @@ from server.config import Settings
 from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
 from server.persistence.docs import DocStore
+from server.persistence.groups import GroupStore
 from server.persistence.notifications import NotificationStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
 from server.progress.service import Progress
+from server.revocation.service import Revocations
+from server.revocation.sockets import SocketIndex
 from server.rooms.registry import RoomRegistry
 from server.types import RoomAccess
 
@@ -34,6 +37,9 @@ class AppContext:
     progress: Progress
     assignments: Assignments
     notifications: NotificationStore
+    groups: GroupStore
+    sockets: SocketIndex
+    revocations: Revocations
     jwt_secret: str
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)
@@ -44,3 +50,11 @@ class AppContext:
     def __post_init__(self) -> None:
         self.user_cache = roster_cache(self.settings.roster_cache_s)
         self.access_cache = roster_cache(self.settings.roster_cache_s)
+
+    def forget(self, users: Iterable[str]) -> None:
+        """Drop what this node cached of these users' roster entries and access."""
+        gone = set(users)
+        for user in gone:
+            self.user_cache.pop(user, None)
+        for key in [k for k in list(self.access_cache) if k[0] in gone]:
+            self.access_cache.pop(key, None)

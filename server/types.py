@@ -84,6 +84,8 @@ class PeerHandle(Protocol):
 
     def close(self, code: int, reason: str) -> None: ...
 
+    def regrade(self, access: RoomAccess) -> None: ...
+
 
 class UpdateOrigin(enum.Enum):
     """Where a doc update came from: decides whether it is stored and where it is sent

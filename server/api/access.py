@@ -6,11 +6,12 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from server.auth import tokens
-from server.auth.permissions import resolve, work_doc_access
+from server.auth.permissions import archived_group_access, resolve, work_doc_access
 from server.context import AppContext
 from server.persistence.assignments import DocRule
 from server.persistence.roster import RoomInfo, UserInfo
-from server.types import NO_ACCESS, Role, RoomAccess, RoomKind
+from server.revocation.sockets import Held
+from server.types import NO_ACCESS, DocAccess, Role, RoomAccess, RoomKind
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
@@ -44,6 +45,8 @@ async def access_to(
         access = await resolve(
             ctx.roster, user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
         )
+        if room.archived:
+            access = archived_group_access(Role(user.role), access)
         result = (room, access)
     accesses[key] = result
     return result
@@ -88,6 +91,21 @@ async def doc_access(
         return access
     rule = await ctx.assignments.store.doc_rule(room.id, doc_name)
     return (await rule_access(ctx, user, room, access))(rule)
+
+
+async def recheck(ctx: AppContext, held: Held) -> RoomAccess | None:
+    """A held socket's access as the roster says now (after ``ctx.forget``), by the same
+    rules as at admission (server/api/sockets.py): None when nothing is left."""
+    user = await ctx.roster.get_user(held.user_id)
+    if user is None:
+        return None
+    info, access = await access_to(ctx, user, held.room_id)
+    if info is None:
+        return None
+    if held.doc_name is None:
+        return access if access.may_enter else None
+    access = await doc_access(ctx, user, info, access, held.doc_name)
+    return access if access.docs is not DocAccess.NONE else None
 
 
 def origin_allowed(ctx: AppContext, origin: str | None, host: str) -> bool:

@@ -41,6 +41,7 @@ async def live_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
         room = await ctx.live.open(room_id)
     except Exception:
         log.exception("room channel %s unavailable", room_id)
+        admitted.release(ctx)
         return await refuse(peer, Close.TRY_LATER, "room unavailable, retry later")
 
     conn = LiveConn(peer, secrets.token_hex(6), user.id, user.display_name, str(user.role), access)
@@ -67,6 +68,7 @@ async def live_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
                 return
             await _handle(ctx, room, conn, frame)
     finally:
+        admitted.release(ctx)
         room.detach(conn)
         ctx.live.release(room)
         await settle(peer)

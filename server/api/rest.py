@@ -81,8 +81,16 @@ async def in_room(
     return Caller(ctx, user, info, access)
 
 
-def _room_json(room) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return {"id": room.id, "kind": str(room.kind), "name": room.name, "class_id": room.class_id}
+def _room_json(room: RoomInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": room.id,
+        "kind": str(room.kind),
+        "name": room.name,
+        "class_id": room.class_id,
+    }
+    if room.archived:
+        out["archived"] = True
+    return out
 
 
 async def me(request: Request) -> Response:

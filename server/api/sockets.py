@@ -18,6 +18,7 @@ from server.api.access import access_to, authenticate, doc_access, origin_allowe
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence.roster import RoomInfo, UserInfo
+from server.revocation.sockets import Held
 from server.transport.codes import Close
 from server.transport.limits import TokenBucket
 from server.transport.peer import Peer
@@ -45,6 +46,12 @@ class Admitted:
     user: UserInfo
     room: RoomInfo
     access: RoomAccess
+    #: In the node's socket index until the endpoint ends (``release``): what a
+    #: revocation walks.
+    held: Held
+
+    def release(self, ctx: AppContext) -> None:
+        ctx.sockets.discard(self.held)
 
 
 async def admit(
@@ -88,7 +95,8 @@ async def admit(
         return None
     peer.authorise(UserId(user.id), access)
     sock.forget_handshake()
-    return Admitted(peer, user, info, access)
+    held = ctx.sockets.add(Held(peer, user.id, room_id, doc_name, None, denied))
+    return Admitted(peer, user, info, access, held)
 
 
 def frame_bucket(ctx: AppContext) -> TokenBucket:

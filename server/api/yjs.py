@@ -39,6 +39,7 @@ async def yjs_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
     try:
         live = await registry.open(room_id, doc_name)
     except DocLoadError as exc:
+        admitted.release(ctx)
         return await refuse(peer, Close.TRY_LATER, str(exc))
     peer.joined()
     session = registry.join(live, peer)
@@ -51,5 +52,6 @@ async def yjs_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
                 peer.close(Close.BAD_FRAME, f"malformed frame: {exc}"[:120])
                 return
     finally:
+        admitted.release(ctx)
         registry.leave(live, peer)
         await settle(peer)

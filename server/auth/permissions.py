@@ -49,6 +49,14 @@ def room_access(role: Role, kind: RoomKind, rel: Relation) -> RoomAccess:
     return NO_ACCESS
 
 
+def archived_group_access(role: Role, access: RoomAccess) -> RoomAccess:
+    """A group its teacher archived: its students read its docs, and write and chat no
+    more (their history stays); teachers keep their access."""
+    if role is Role.STUDENT and access.may_enter:
+        return replace(access, docs=DocAccess.READ, chat=False)
+    return access
+
+
 class RosterView(Protocol):
     async def is_member(self, user_id: str, room_id: str) -> bool: ...
 

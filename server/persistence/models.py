@@ -90,6 +90,10 @@ class ClassGroup(SQLModel, table=True):
         )
     )
     name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+    #: Archived by a teacher: its students read its docs but write and chat no more.
+    archived_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 class User(SQLModel, table=True):
@@ -468,6 +472,17 @@ class NotificationDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
 
 
+class Revoked(SQLModel, table=True):
+    """A sign-in session (``sid``) or a token (``jti``) refused until ``until``
+    (server/revocation/): kept so that a restart of every node forgets none."""
+
+    __tablename__ = "revoked"
+
+    kind: str = Field(sa_column=sa.Column(sa.String(8), primary_key=True))
+    value: str = Field(sa_column=sa.Column(sa.String(128), primary_key=True))
+    until: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
 metadata = SQLModel.metadata
 
 #: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
@@ -487,3 +502,4 @@ assignment_t = metadata.tables[Assignment.__tablename__]
 work_t = metadata.tables[Work.__tablename__]
 notification_t = metadata.tables[Notification.__tablename__]
 notification_delivery_t = metadata.tables[NotificationDelivery.__tablename__]
+revoked_t = metadata.tables[Revoked.__tablename__]

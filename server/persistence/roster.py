@@ -37,6 +37,8 @@ class RoomInfo:
     class_id: str  # for a class room, its own id; for a group, its class
     name: str
     school_id: str
+    #: A group its teacher archived: read-only for its students.
+    archived: bool = False
 
 
 _classes = sa.select(
@@ -50,12 +52,18 @@ _groups = sa.select(
     class_group_t.c.class_id,
     class_group_t.c.name,
     school_class_t.c.school_id,
+    class_group_t.c.archived_at,
 ).join(school_class_t, school_class_t.c.id == class_group_t.c.class_id)
 
 
 def _room(row: sa.Row[*tuple[Any, ...]], kind: RoomKind) -> RoomInfo:
     return RoomInfo(
-        id=row.id, kind=kind, class_id=row.class_id, name=row.name, school_id=row.school_id
+        id=row.id,
+        kind=kind,
+        class_id=row.class_id,
+        name=row.name,
+        school_id=row.school_id,
+        archived=row._mapping.get("archived_at") is not None,
     )
 
 
@@ -74,11 +82,11 @@ class Roster:
 
     async def get_room(self, room_id: str) -> RoomInfo | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_classes.where(school_class_t.c.id == room_id))).first()
-            if row is not None:
-                return _room(row, RoomKind.CLASS)
-            row = (await conn.execute(_groups.where(class_group_t.c.id == room_id))).first()
-        return _room(row, RoomKind.GROUP) if row is not None else None
+            found = (await conn.execute(_classes.where(school_class_t.c.id == room_id))).first()
+            if found is not None:
+                return _room(found, RoomKind.CLASS)
+            group = (await conn.execute(_groups.where(class_group_t.c.id == room_id))).first()
+        return _room(group, RoomKind.GROUP) if group is not None else None
 
     async def is_member(self, user_id: str, room_id: str) -> bool:
         query = sa.select(membership_t.c.user_id).where(

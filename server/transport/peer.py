@@ -106,6 +106,12 @@ class Peer:
         self.user_id = user_id
         self.access = access
 
+    def regrade(self, access: RoomAccess) -> None:
+        """The user's access changed while connected (a revocation): read-write becomes
+        read-only at the next frame. Only an open peer changes."""
+        if self.open:
+            self.access = access
+
     def joined(self) -> None:
         self._to(PeerState.JOINED)
 

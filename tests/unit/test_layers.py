@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "progress": {"config", "persistence", "rooms", "sync"},
     "notifications": {"config", "persistence"},
     "assignments": {"bus", "config", "notifications", "persistence", "progress", "rooms"},
+    "revocation": {"bus", "transport"},
     "api": {
         "assignments",
         "auth",
@@ -33,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
         "notifications",
         "persistence",
         "progress",
+        "revocation",
         "rooms",
         "sync",
         "transport",
