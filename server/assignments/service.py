@@ -425,10 +425,12 @@ class Assignments:
         poll = self.settings.deadline_poll_s
         now = utcnow()
         agenda = await self.store.upcoming(now + timedelta(seconds=poll * 2))
+        # Replaced, not added to: a work another node reopened or postponed (its
+        # ``_forget`` is its own) must not stay locked at load here.
+        self.overdue = {w.key for w in agenda if w.due_at <= now}
         for w in agenda:
             if w.due_at > now:
                 continue
-            self.overdue.add(w.key)
             mark = (w.id, unix(w.due_at))
             if mark not in self._locked_here:
                 self._locked_here.add(mark)

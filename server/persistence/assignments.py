@@ -342,11 +342,15 @@ class AssignmentStore:
             return {(r.room_id, r.doc_name) for r in rows}
 
     async def upcoming(self, until: datetime, limit: int = 2000) -> list[WorkRow]:
-        """Open works due before ``until``, soonest first: the deadline clock's agenda."""
+        """Works open or being frozen, due before ``until``, soonest first: the deadline
+        clock's agenda. Those being frozen are in it because a node whose clock ticks
+        just after another node's claim must still lock its own copies of their docs at
+        the deadline: the claimer's lock comes later, and if the claimer dies first,
+        only from the node that claims them again once the lease is over."""
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(work_t)
-                .where(work_t.c.status == OPEN, work_t.c.due_at <= until)
+                .where(work_t.c.status.in_((OPEN, FREEZING)), work_t.c.due_at <= until)
                 .order_by(work_t.c.due_at)
                 .limit(limit)
             )

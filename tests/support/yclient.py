@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import time
 from typing import Any
 
 import websockets
@@ -49,6 +50,7 @@ class YClient:
         self.close_code: int | None = None
         self.close_reason: str = ""
         self.denied: list[bytes] = []
+        self.denied_at: list[float] = []  # time.time() each refusal arrived
         self.awareness: dict[int, Any] = {}
         self.received_updates = 0
         self.step2_count = 0  # sync step 2 frames received (the first one syncs)
@@ -112,6 +114,7 @@ class YClient:
                     continue
                 if frame[0] == 2:
                     self.denied.append(frame)
+                    self.denied_at.append(time.time())
                     continue
                 try:
                     msg = decode(frame)
