@@ -112,6 +112,8 @@ class Assignments:
         self.overdue: set[tuple[str, str]] = set()
         #: (work id, due) already locked here by the clock (once per due date).
         self._locked_here: set[tuple[str, float]] = set()
+        #: The works due soon, as last read (the clock's agenda).
+        self._agenda: list[WorkRow] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._freezing: set[asyncio.Task[None]] = set()
@@ -424,19 +426,22 @@ class Assignments:
         reminders; returns how long to sleep."""
         poll = self.settings.deadline_poll_s
         now = utcnow()
+        # First from the agenda this node already holds (the clock woke for its first due
+        # date): the docs held here lock without waiting for the database's answer.
+        early = self._lock_due(self._agenda, now)
         agenda = await self.store.upcoming(now + timedelta(seconds=poll * 2))
+        self._agenda = agenda
         # Replaced, not added to: a work another node reopened or postponed (its
         # ``_forget`` is its own) must not stay locked at load here.
         self.overdue = {w.key for w in agenda if w.due_at <= now}
-        for w in agenda:
-            if w.due_at > now:
-                continue
-            mark = (w.id, unix(w.due_at))
-            if mark not in self._locked_here:
-                self._locked_here.add(mark)
-                live = self.registry.docs.get(w.key)
-                if live is not None:
-                    live.locked = True  # here at once; the freeze stores and relays it
+        self._lock_due(agenda, now)
+        for key in early - self.overdue:
+            # Locked from the held agenda, but not due any more: moved meanwhile (an
+            # extension, a postponement) — open again, unless it was handed in.
+            fresh = await self.store.work_of_doc(*key)
+            live = self.registry.docs.get(key)
+            if fresh is not None and fresh.status == OPEN and fresh.due_at > now and live:
+                live.locked = False
         if len(self._locked_here) > 100_000:
             self._locked_here.clear()
         while len(self._freezing) < FREEZES_IN_FLIGHT:
@@ -456,6 +461,22 @@ class Assignments:
         if future:
             return max(0.0, min(poll, (min(future) - utcnow()).total_seconds()))
         return poll
+
+    def _lock_due(self, agenda: list[WorkRow], now: datetime) -> set[tuple[str, str]]:
+        """Lock the docs held here of the works due by ``now`` (once per due date);
+        returns the keys locked by this call."""
+        locked: set[tuple[str, str]] = set()
+        for w in agenda:
+            if w.due_at > now:
+                continue
+            mark = (w.id, unix(w.due_at))
+            if mark not in self._locked_here:
+                self._locked_here.add(mark)
+                live = self.registry.docs.get(w.key)
+                if live is not None:
+                    live.locked = True  # here at once; the freeze stores and relays it
+                    locked.add(w.key)
+        return locked
 
     async def _freeze_overdue(self, work: WorkRow) -> None:
         async with self._gate:
