@@ -13,7 +13,7 @@ CLIENT_SRC   := $(shell find client_demo/src client_demo/public -type f 2>/dev/n
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
-.PHONY: install client run test screenshots lint typecheck bench bench-micro clean
+.PHONY: install client run test screenshots lint typecheck bench bench-micro bench-assignments clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
@@ -71,6 +71,12 @@ bench: $(BENCH_STAMP)
 
 bench-micro: $(PY_STAMP)
 	$(BIN)/python -m bench.micro
+
+# Assignments: notification fan-out to a class of 35 and its parents, the webhook, the
+# rendus' export, N classes publishing at once; real servers on a throwaway PostgreSQL
+# database and Redis. ~3 minutes; bench/results/raw/assignments-<stamp>.json.
+bench-assignments: $(PY_STAMP)
+	$(BIN)/python -m bench.assignments
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache
