@@ -117,11 +117,21 @@ class Webhook:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_S)
                     continue
-                await asyncio.gather(*(self._deliver(client, gate, item) for item in taken))
+                done = await asyncio.gather(*(self._deliver(client, gate, item) for item in taken))
+                # One transaction for the batch's deliveries, not one per POST (until it is
+                # written, a crash only re-sends: the receiver drops repeats by id).
+                taken_ids = [i for i in done if i is not None]
+                if taken_ids:
+                    try:
+                        await self.store.delivered(taken_ids)
+                    except Exception:
+                        log.exception("ENT outbox: could not record deliveries (leases expire)")
 
     async def _deliver(
         self, client: httpx.AsyncClient, gate: asyncio.Semaphore, item: dict[str, Any]
-    ) -> None:
+    ) -> str | None:
+        """POST one notification; its id when the ENT took it, None otherwise (then its
+        retry is scheduled here)."""
         n: NotificationRow = item["row"]
         body = body_of(n, item["user_id"])
         stamp = str(int(time.time()))
@@ -139,10 +149,9 @@ class Webhook:
                 error = "" if ok else f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            return n.id
         try:
-            if ok:
-                await self.store.delivered(n.id)
-                return
             wait = backoff_s(item["attempts"], self.settings.webhook_max_backoff_s)
             log.warning(
                 "ENT webhook: notification %s not taken (%s); try %d in %.0f s",
@@ -153,4 +162,5 @@ class Webhook:
             )
             await self.store.retry_later(n.id, datetime.now(UTC) + timedelta(seconds=wait), error)
         except Exception:
-            log.exception("ENT outbox: could not record a delivery (the lease will expire)")
+            log.exception("ENT outbox: could not record a retry (the lease will expire)")
+        return None

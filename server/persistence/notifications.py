@@ -159,11 +159,11 @@ class NotificationStore:
                 out.append({"row": item, "user_id": item.user_id, "attempts": attempts[item.id]})
             return out
 
-    async def delivered(self, notification_id: str) -> None:
+    async def delivered(self, notification_ids: list[str]) -> None:
         async with self._writer.begin() as conn:
             await conn.execute(
                 notification_delivery_t.update()
-                .where(notification_delivery_t.c.notification_id == notification_id)
+                .where(notification_delivery_t.c.notification_id.in_(notification_ids))
                 .values(delivered_at=utcnow(), lease_until=None, last_error=None)
             )
 

@@ -168,6 +168,10 @@ async def test_an_archived_group_is_read_only_for_its_students(server: AtelierSe
         assert r.status_code == 400  # no one moves into an archived group
         r = await http.patch(f"/api/groups/{CLASS}-g2", json={"archived": False})
         assert r.status_code == 200
+    # Open again: a fresh client writes (the first one's refused edit stays its own: a
+    # Yjs client whose update was refused diverges until it syncs anew).
+    await student.close()
+    student = await YClient(doc(server, "s-07", f"{CLASS}-g2")).connect()
     await student.type("Rouvert. ")
     await eventually(lambda: "Rouvert" in teacher.content())
     for client in (student, teacher, again):
