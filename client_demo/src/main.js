@@ -13,6 +13,7 @@ import { renderTodo } from './screens/todo.js'
 import { renderAssignments } from './screens/assignments.js'
 import { renderAssignment } from './screens/assignment.js'
 import { renderRendu } from './screens/rendu.js'
+import { renderGroups } from './screens/groupspage.js'
 import { bell, startNotifications, stopNotifications } from './notifications.js'
 
 const app = document.getElementById('app')
@@ -23,6 +24,7 @@ function parseRoute () {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent)
   if (parts[0] === 'room' && parts[1]) return { name: 'room', room: parts[1], doc: parts[2] || 'rapport' }
   if (parts[0] === 'class' && parts[1] && parts[2] === 'travaux') return { name: 'assignments', classId: parts[1] }
+  if (parts[0] === 'class' && parts[1] && parts[2] === 'groupes') return { name: 'groups', classId: parts[1] }
   if (parts[0] === 'class' && parts[1]) return { name: 'class', classId: parts[1] }
   if (parts[0] === 'todo') return { name: 'todo', child: parts[1] ?? null }
   if (parts[0] === 'assignment' && parts[1]) return { name: 'assignment', assignmentId: parts[1], work: parts[2] ?? null }
@@ -99,6 +101,7 @@ async function render (force = false) {
     else if (route.name === 'class') screen = await renderClass(main, { go, classId: route.classId })
     else if (route.name === 'assignments') screen = await renderAssignments(main, { go, classId: route.classId })
     else if (route.name === 'assignment') screen = await renderAssignment(main, { go, assignmentId: route.assignmentId, work: route.work })
+    else if (route.name === 'groups') screen = await renderGroups(main, { go, classId: route.classId })
     else if (route.name === 'todo') screen = await renderTodo(main, { go, child: route.child })
     else if (route.name === 'rendu') screen = await renderRendu(main, { go, workId: route.workId })
     if (seq !== renderSeq) { screen?.destroy?.(); return }

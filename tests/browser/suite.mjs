@@ -647,6 +647,32 @@ async function main () {
     await g2.context.close()
   })
 
+  // "Gérer les groupes": the teacher creates a group and moves a student into it while
+  // the student has the old group open: the student's page loses the group at once.
+  await scenario('manage_groups', async () => {
+    const tp = teacher.page
+    const student = await newUser('s-12')
+    await openRoom(student.page, '2nde-a-g2')
+    await tp.evaluate(() => { location.hash = '#/' })
+    await tp.getByRole('link', { name: /^Gérer les groupes/ }).first().click()
+    await tp.getByRole('heading', { level: 1, name: /^Gérer les groupes — / }).waitFor()
+    await tp.getByLabel('Nom du groupe').fill('Atelier théâtre')
+    await tp.getByRole('button', { name: 'Créer' }).click()
+    const created = tp.locator('.group-card', { hasText: 'Atelier théâtre' })
+    await created.waitFor()
+    await axe(tp, 'manage groups')
+    const row = tp.locator('.group-card[data-group="2nde-a-g2"] li[data-user="s-12"]')
+    const target = await created.getAttribute('data-group')
+    await row.locator('select').selectOption(target)
+    await row.getByRole('button', { name: /Déplacer/ }).click()
+    await tp.locator('#groups-note', { hasText: 'est maintenant dans' }).waitFor()
+    await created.locator('li[data-user="s-12"]').waitFor()
+    // The student's open room of group 2 is closed for them within moments.
+    await student.page.locator('#readonly-banner').waitFor({ timeout: 5000 })
+    await student.page.locator('#editor .doc-text[contenteditable="false"]').waitFor({ timeout: 5000 })
+    await student.context.close()
+  })
+
   await scenario('no_token_in_console', async () => {
     assert(consoleProblems.length === 0, consoleProblems.join('\n'))
   })

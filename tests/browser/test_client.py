@@ -74,6 +74,7 @@ SCENARIOS = [
     "who_wrote_what",
     "history_panel",
     "assignment_story",
+    "manage_groups",
     "no_token_in_console",
 ]
 
@@ -233,6 +234,7 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "assignment (teacher, rendu)",
         "notifications",
         "todo (parent)",
+        "manage groups",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [

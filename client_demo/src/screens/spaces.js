@@ -26,6 +26,7 @@ export async function renderSpaces (main) {
         h('p', { class: 'actions' },
           h('a', { class: 'btn btn-primary', href: `#/class/${enc(c.id)}` }, t('spaces.classPage')), ' ',
           h('a', { class: 'btn', href: `#/class/${enc(c.id)}/travaux` }, t('spaces.assignments'), h('span', { class: 'sr-only' }, ` — ${c.name}`)), ' ',
+          h('a', { class: 'btn', href: `#/class/${enc(c.id)}/groupes` }, t('spaces.groupsPage'), h('span', { class: 'sr-only' }, ` — ${c.name}`)), ' ',
           h('a', { class: 'btn', href: `#/room/${enc(c.id)}` }, t('class.openClass'))),
         mine.length > 0 && h('ul', { class: 'space-grid' }, mine.map((g) => roomCard(g)))))
     }
