@@ -21,6 +21,7 @@ from server.api import works as works_api
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
 from server.assignments.service import Assignments
+from server.auth.tokens import Verifier
 from server.bus import create_bus
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Edge:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        secret = settings.resolved_jwt_secret()
+        verifier = Verifier.from_settings(settings, secret)
+        await verifier.start()  # the ENT's keys, when JWKS_URL is set (never fatal)
         engine = create_engine(settings.database_url)
         store = DocStore(engine)
         bus = create_bus(settings)
@@ -120,7 +124,8 @@ def create_app(settings: Settings | None = None) -> Edge:
             progress=progress,
             assignments=assignments,
             notifications=notifications,
-            jwt_secret=settings.resolved_jwt_secret(),
+            jwt_secret=secret,
+            verifier=verifier,
         )
         app.state.ctx = ctx
         log.info("node %s ready", settings.node_id)
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Edge:
             await outbox.close()
             await bus.close()
             await engine.dispose()
+            await verifier.close()
             log.info("node %s stopped (%s)", settings.node_id, "flushed" if ok else "NOT flushed")
 
     routes: list[BaseRoute] = [

@@ -17,7 +17,7 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
     """The roster user behind a valid token. Raises ``tokens.InvalidToken``."""
-    user_id = tokens.verify(ctx.jwt_secret, token)
+    user_id = (await ctx.verifier.verify(token)).user_id
     users = ctx.user_cache
     user = users.get(user_id)
     if user is None:
