@@ -24,6 +24,7 @@ from server.api.access import recheck
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
 from server.assignments.service import Assignments
+from server.auth.tokens import Verifier
 from server.bus import create_bus
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
@@ -75,6 +76,9 @@ def create_app(settings: Settings | None = None) -> Edge:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        secret = settings.resolved_jwt_secret()
+        verifier = Verifier.from_settings(settings, secret)
+        await verifier.start()  # the ENT's keys, when JWKS_URL is set (never fatal)
         engine = create_engine(settings.database_url)
         store = DocStore(engine)
         bus = create_bus(settings)
@@ -133,7 +137,8 @@ def create_app(settings: Settings | None = None) -> Edge:
             groups=GroupStore(engine),
             sockets=sockets,
             revocations=revocations,
-            jwt_secret=settings.resolved_jwt_secret(),
+            jwt_secret=secret,
+            verifier=verifier,
         )
         revocations.forget = ctx.forget
         revocations.recheck = functools.partial(recheck, ctx)
@@ -154,6 +159,7 @@ def create_app(settings: Settings | None = None) -> Edge:
             await outbox.close()
             await bus.close()
             await engine.dispose()
+            await verifier.close()
             log.info("node %s stopped (%s)", settings.node_id, "flushed" if ok else "NOT flushed")
 
     routes: list[BaseRoute] = [

@@ -8,6 +8,8 @@ import signal
 import sys
 from types import FrameType
 
+from pydantic import ValidationError
+
 from server.config import Settings, get_settings
 
 
@@ -94,7 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("user_id")
     tok.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # Only the messages: pydantic's own text quotes the input, secrets included.
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            print(
+                f"atelier: configuration: {where + ': ' if where else ''}{error['msg']}",
+                file=sys.stderr,
+            )
+        return 2
     if args.command == "serve":
         return _serve(settings, args.host, args.port, args.log_level)
     if args.command == "migrate":

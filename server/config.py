@@ -11,7 +11,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,63 @@ class Settings(BaseSettings):
         description=(
             "HS256 key for tokens. Unset: generated once and kept in DATA_DIR/jwt_secret "
             "(mode 600). Set it to the same value on every node of a cluster."
+        ),
+    )
+    # --- the ENT's tokens (RS256/ES256 against its JWKS), beside Atelier's own HS256 ---
+    jwks_url: str | None = Field(
+        default=None,
+        description=(
+            "The ENT's JWKS URL (https). Set: tokens signed by the ENT (RS256, ES256, "
+            "chosen by each key's type) are accepted beside Atelier's own HS256 ones; "
+            "JWT_ISSUER and JWT_AUDIENCE are then required. Unset: HS256 only."
+        ),
+    )
+    jwt_issuer: str | None = Field(
+        default=None,
+        description="The `iss` every ENT token must carry, exactly (required with JWKS_URL).",
+    )
+    jwt_audience: str | None = Field(
+        default=None,
+        description=(
+            "The audience every ENT token must name in `aud` (alone or in its list): the "
+            "id the ENT gave Atelier (required with JWKS_URL)."
+        ),
+    )
+    jwt_leeway_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description=(
+            "Clock skew allowed between the ENT and this node on `exp`, `nbf` and `iat` "
+            "of ENT tokens, seconds (0–300). Atelier's own tokens keep 5 s."
+        ),
+    )
+    jwt_user_claim: str = Field(
+        default="sub",
+        min_length=1,
+        description=(
+            "The ENT token claim holding the roster user id (e.g. `uid` when the ENT's "
+            "`sub` is an opaque id). Atelier's own tokens always use `sub`."
+        ),
+    )
+    jwks_cache_s: float = Field(
+        default=300.0,
+        ge=1,
+        le=86400,
+        description=(
+            "Seconds the ENT's keys are kept before a background refresh. While the ENT "
+            "is down the keys held keep verifying; a key the ENT removed is refused from "
+            "the next good fetch."
+        ),
+    )
+    jwks_refresh_min_s: float = Field(
+        default=10.0,
+        ge=0.1,
+        le=3600,
+        description=(
+            "A token with an unknown `kid` (a key just rotated in) refetches the JWKS at "
+            "most once per this many seconds, shared by every caller: a flood of forged "
+            "kids costs the ENT one request per window."
         ),
     )
     node_id: str = Field(
@@ -260,6 +317,26 @@ class Settings(BaseSettings):
             "notification is retried until the ENT takes it."
         ),
     )
+
+    @model_validator(mode="after")
+    def _ent_tokens_are_checked(self) -> Settings:
+        if self.jwks_url:
+            if not self.jwks_url.startswith(("https://", "http://")):
+                raise ValueError("ATELIER_JWKS_URL must be an http(s) URL")
+            missing = [
+                name
+                for name, value in (
+                    ("ATELIER_JWT_ISSUER", self.jwt_issuer),
+                    ("ATELIER_JWT_AUDIENCE", self.jwt_audience),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"ATELIER_JWKS_URL is set, so {' and '.join(missing)} must be set too: "
+                    "the ENT's tokens are checked against both"
+                )
+        return self
 
     @cached_property
     def origins(self) -> list[str] | None:

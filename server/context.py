@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.assignments.service import Assignments
+from server.auth.tokens import Verifier
 from server.bus.base import Bus
 from server.cache import roster_cache
 from server.config import Settings
@@ -41,6 +42,7 @@ class AppContext:
     sockets: SocketIndex
     revocations: Revocations
     jwt_secret: str
+    verifier: Verifier
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)
     access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(

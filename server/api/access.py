@@ -18,7 +18,16 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
     """The roster user behind a valid token. Raises ``tokens.InvalidToken``."""
-    user_id = tokens.verify(ctx.jwt_secret, token)
+    return (await identify(ctx, token))[0]
+
+
+async def identify(ctx: AppContext, token: str | None) -> tuple[UserInfo, tokens.Claims]:
+    """The roster user behind a valid token, not revoked, and the token's claims (its
+    ``sid`` ties a socket to its sign-in session). Raises ``tokens.InvalidToken``."""
+    claims = await ctx.verifier.verify(token)
+    if ctx.revocations.is_revoked(claims.jti, claims.sid):
+        raise tokens.InvalidToken("revoked token")
+    user_id = claims.user_id
     users = ctx.user_cache
     user = users.get(user_id)
     if user is None:
@@ -27,7 +36,7 @@ async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
             users[user_id] = user
     if user is None:
         raise tokens.InvalidToken("unknown user")
-    return user
+    return user, claims
 
 
 async def access_to(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from server.api.access import access_to, authenticate, doc_access, origin_allowed
+from server.api.access import access_to, doc_access, identify, origin_allowed
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence.roster import RoomInfo, UserInfo
@@ -83,7 +83,7 @@ async def admit(
         await forbidden("origin not allowed")
         return None
     try:
-        user = await authenticate(ctx, sock.token)
+        user, claims = await identify(ctx, sock.token)
     except InvalidToken as exc:
         await refuse(peer, Close.UNAUTHENTICATED, str(exc))
         return None
@@ -95,7 +95,7 @@ async def admit(
         return None
     peer.authorise(UserId(user.id), access)
     sock.forget_handshake()
-    held = ctx.sockets.add(Held(peer, user.id, room_id, doc_name, None, denied))
+    held = ctx.sockets.add(Held(peer, user.id, room_id, doc_name, claims.sid, denied))
     return Admitted(peer, user, info, access, held)
 
 

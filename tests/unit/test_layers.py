@@ -17,7 +17,7 @@ SERVER = Path(__file__).resolve().parents[2] / "server"
 ALLOWED: dict[str, set[str]] = {
     "sync": set(),
     "transport": set(),
-    "auth": set(),
+    "auth": {"config"},
     "bus": {"config"},
     "persistence": {"config"},
     "rooms": {"bus", "config", "persistence", "sync", "transport"},
