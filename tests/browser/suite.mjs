@@ -658,7 +658,7 @@ async function main () {
     await tp.getByRole('heading', { level: 1, name: /^Gérer les groupes — / }).waitFor()
     await tp.getByLabel('Nom du groupe').fill('Atelier théâtre')
     await tp.getByRole('button', { name: 'Créer' }).click()
-    const created = tp.locator('.group-card', { hasText: 'Atelier théâtre' })
+    const created = tp.locator('.group-card', { has: tp.getByRole('heading', { level: 2, name: 'Atelier théâtre', exact: true }) })
     await created.waitFor()
     await axe(tp, 'manage groups')
     const row = tp.locator('.group-card[data-group="2nde-a-g2"] li[data-user="s-12"]')
