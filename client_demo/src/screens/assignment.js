@@ -104,8 +104,9 @@ export async function renderAssignment (main, { assignmentId, work: firstWork })
         try {
           await save()
           await api(`/api/works/${enc(workId)}/return`, { method: 'POST' })
-          note.textContent = t('feedback.returned')
           await reload()
+          await openRendu(workId, { focus: false })
+          panel.querySelector('#fb-note').textContent = t('feedback.returned')
         } catch (error) { note.textContent = t('feedback.error', { error: error.message }) }
       }
     }, work.returned_at ? t('feedback.returnAgain') : t('feedback.return'))
