@@ -19,6 +19,7 @@ from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
 from server.api import progress as progress_api
+from server.api import revocations as revocations_api
 from server.api import works as works_api
 from server.api.access import recheck
 from server.api.live import live_endpoint
@@ -169,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *progress_api.routes,
         *assignments_api.routes,
         *groups_api.routes,
+        *revocations_api.routes,
         *works_api.routes,
         *notifications_api.routes,
     ]

@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,9 +69,19 @@ class Claims:
     sid: str | None
 
 
-def issue(secret: str, user_id: str, ttl_s: int = 3600) -> str:
+def issue(secret: str, user_id: str, ttl_s: int = 3600, *, session_id: str | None = None) -> str:
+    """An HS256 token of Atelier's own, with a ``jti`` (so that it can be revoked) and, when
+    minted for a sign-in session, its ``sid``."""
     now = int(time.time())
-    return jwt.encode({"sub": user_id, "iat": now, "exp": now + ttl_s}, secret, ALGORITHM)
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
+    if session_id is not None:
+        claims["sid"] = session_id
+    return jwt.encode(claims, secret, ALGORITHM)
 
 
 def _refused(exc: jwt.InvalidTokenError) -> InvalidToken:

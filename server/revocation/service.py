@@ -13,7 +13,8 @@ Three things can be revoked:
   awareness like any close.
 - **a sign-in session** (sign-out): its sockets close with 4401 on every node, and any
   token minted for it (``sid`` claim) is refused until it would have expired.
-- **a token** (``jti``): refused until its ``exp``; a stolen token is useless from then.
+- **a token** (``jti``): refused until its ``exp``, and the sockets it opened close with
+  4401; a stolen token is useless from then.
 
 The check itself (``recheck``) belongs to the API layer (the permission table, the docs of
 works); this package only knows sockets, the bus and the list of what is revoked.
@@ -99,14 +100,16 @@ class Revocations:
         if self.store is not None:
             await self.store.add("sid", session_id, until)
         self._publish(KIND_SESSION, {"sid": session_id, "until": until, "reason": reason})
-        return self._close_session(session_id, reason)
+        return self._close(f"sid:{session_id}", reason)
 
-    async def revoke_token(self, token_id: str, until: float) -> None:
-        """A token (its ``jti``) is refused from now until ``until`` (its ``exp``)."""
+    async def revoke_token(self, token_id: str, until: float) -> int:
+        """A token (its ``jti``) is refused from now until ``until`` (its ``exp``), and the
+        sockets it opened close (4401)."""
         self._remember(f"jti:{token_id}", until)
         if self.store is not None:
             await self.store.add("jti", token_id, until)
         self._publish(KIND_TOKEN, {"jti": token_id, "until": until})
+        return self._close(f"jti:{token_id}", "token revoked")
 
     def load(self, entries: Iterable[tuple[str, str, float]]) -> None:
         """What the database holds: (kind "sid" | "jti", value, until)."""
@@ -167,8 +170,8 @@ class Revocations:
         self.closed += 1
         return 1
 
-    def _close_session(self, session_id: str, reason: str) -> int:
-        held = self.sockets.of_session(session_id)
+    def _close(self, key: str, reason: str) -> int:
+        held = self.sockets.of_key(key)
         for h in held:
             h.peer.close(Close.UNAUTHENTICATED, reason[:120])
             self.sockets.discard(h)
@@ -195,11 +198,13 @@ class Revocations:
                 users = [u for u in body.get("users", []) if isinstance(u, str)]
                 await self._recheck_users(users, str(body.get("reason", "access changed")))
             elif env.kind == KIND_SESSION:
-                sid = str(body["sid"])
-                self._remember(f"sid:{sid}", float(body["until"]))
-                self._close_session(sid, str(body.get("reason", "signed out")))
+                key = f"sid:{body['sid']}"
+                self._remember(key, float(body["until"]))
+                self._close(key, str(body.get("reason", "signed out")))
             elif env.kind == KIND_TOKEN:
-                self._remember(f"jti:{body['jti']}", float(body["until"]))
+                key = f"jti:{body['jti']}"
+                self._remember(key, float(body["until"]))
+                self._close(key, "token revoked")
         except Exception as exc:
             log.warning("dropped a revocation %s from node %s: %s", env.kind, env.origin, exc)
 

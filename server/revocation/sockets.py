@@ -23,32 +23,45 @@ class Held:
     #: The doc of a y-websocket socket; None for a room channel.
     doc_name: str | None
     session_id: str | None = None
+    #: The token's ``jti``: a revoked token closes the sockets it opened.
+    token_id: str | None = None
     #: The frame sent before a 4403 (y-protocols' "permission denied"), if the protocol
     #: has one.
     denied: Callable[[str], bytes] | None = field(default=None, repr=False)
 
 
+def _keys(held: Held) -> list[str]:
+    keys = []
+    if held.session_id is not None:
+        keys.append(f"sid:{held.session_id}")
+    if held.token_id is not None:
+        keys.append(f"jti:{held.token_id}")
+    return keys
+
+
 class SocketIndex:
     def __init__(self) -> None:
         self._by_user: dict[str, set[Held]] = {}
-        self._by_session: dict[str, set[Held]] = {}
+        #: "sid:…" (a sign-in session) and "jti:…" (a token) → the sockets they opened.
+        self._by_key: dict[str, set[Held]] = {}
 
     def add(self, held: Held) -> Held:
         self._by_user.setdefault(held.user_id, set()).add(held)
-        if held.session_id is not None:
-            self._by_session.setdefault(held.session_id, set()).add(held)
+        for key in _keys(held):
+            self._by_key.setdefault(key, set()).add(held)
         return held
 
     def discard(self, held: Held) -> None:
         _drop(self._by_user, held.user_id, held)
-        if held.session_id is not None:
-            _drop(self._by_session, held.session_id, held)
+        for key in _keys(held):
+            _drop(self._by_key, key, held)
 
     def of_user(self, user_id: str) -> list[Held]:
         return list(self._by_user.get(user_id, ()))
 
-    def of_session(self, session_id: str) -> list[Held]:
-        return list(self._by_session.get(session_id, ()))
+    def of_key(self, key: str) -> list[Held]:
+        """The sockets opened under ``sid:…`` or ``jti:…``."""
+        return list(self._by_key.get(key, ()))
 
     def users(self) -> Iterator[str]:
         return iter(list(self._by_user))
