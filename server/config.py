@@ -338,6 +338,16 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _leases_outlast_the_settle(self) -> Settings:
+        # A freeze holds its claim for the settle time plus its writes: a lease shorter
+        # than that would let another node take over a live freeze.
+        if self.deadline_lease_s <= self.rendu_settle_s + 1:
+            raise ValueError(
+                "ATELIER_DEADLINE_LEASE_S must exceed ATELIER_RENDU_SETTLE_S by more than 1 s"
+            )
+        return self
+
     @cached_property
     def origins(self) -> list[str] | None:
         if not self.allowed_origins:

@@ -456,6 +456,10 @@ class Assignments:
                 task.add_done_callback(self._freezing.discard)
             if len(claimed) < CLAIM_BATCH:
                 break
+        for back in await self.store.release_stale(now, self.settings.deadline_lease_s):
+            log.warning("hand-in of %s interrupted (its node died): open again", back.id)
+            await self.registry.set_locked(back.room_id, back.doc_name, False, "system")
+            await self._announce(back)
         await self._remind(now)
         future = [w.due_at for w in agenda if w.due_at > now]
         if future:

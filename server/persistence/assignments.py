@@ -31,6 +31,10 @@ OPEN, FREEZING, HANDED_IN, LATE, MISSED = "open", "freezing", "handed_in", "late
 AT_DEADLINE = (LATE, MISSED)
 
 
+#: The prefix of a hand-in's claim (a deadline freeze's claim is a bare token).
+HAND_IN_CLAIM = "h:"
+
+
 @dataclass(frozen=True, slots=True)
 class AssignmentRow:
     id: str
@@ -296,22 +300,45 @@ class AssignmentStore:
     # --- the claims ---
 
     async def claim_hand_in(self, work_id: str, token: str, now: datetime) -> WorkRow | None:
-        """Claim an open work for a student's hand-in, only before its due date."""
+        """Claim an open work for a student's hand-in, only before its due date. The claim
+        says it is a hand-in (``HAND_IN_CLAIM``): if its node dies, the work is given back
+        to the students rather than frozen as missed."""
         return await self._update_one(
             sa.and_(work_t.c.id == work_id, work_t.c.status == OPEN, work_t.c.due_at > now),
             status=FREEZING,
-            claim=token,
+            claim=HAND_IN_CLAIM + token,
             claimed_at=now,
         )
 
     def _overdue(self, now: datetime, lease_s: float) -> sa.ColumnElement[bool]:
+        """Open and past due, or a freeze whose node died (its lease is over) — except a
+        student's hand-in before the due date: that one is given back (``release_stale``)."""
         return sa.or_(
             sa.and_(work_t.c.status == OPEN, work_t.c.due_at <= now),
             sa.and_(
                 work_t.c.status == FREEZING,
                 work_t.c.claimed_at < now - timedelta(seconds=lease_s),
+                sa.or_(~work_t.c.claim.startswith(HAND_IN_CLAIM), work_t.c.due_at <= now),
             ),
         )
+
+    async def release_stale(self, now: datetime, lease_s: float) -> list[WorkRow]:
+        """Hand-ins whose node died before recording the rendu, still before the due
+        date: open again, so that the student can hand in anew (their doc is unlocked by
+        the caller). Past the due date, such a work is frozen by the clock instead."""
+        async with self._writer.begin() as conn:
+            rows = await conn.execute(
+                work_t.update()
+                .where(
+                    work_t.c.status == FREEZING,
+                    work_t.c.claim.startswith(HAND_IN_CLAIM),
+                    work_t.c.claimed_at < now - timedelta(seconds=lease_s),
+                    work_t.c.due_at > now,
+                )
+                .values(status=OPEN, claim=None, claimed_at=None)
+                .returning(*work_t.c)
+            )
+            return [WorkRow.of(r) for r in rows]
 
     async def claim_overdue(
         self, token: str, now: datetime, lease_s: float, limit: int = 100

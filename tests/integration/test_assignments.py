@@ -8,6 +8,8 @@ server holds (a fresh client, REST), never the editing client's own replica.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -346,6 +348,58 @@ async def test_the_webhook_retries_and_survives_a_restart(tmp_path: Path) -> Non
     finally:
         node.stop()
         receiver.stop()
+
+
+async def test_a_hand_in_cut_by_a_crash_goes_back_to_the_students(tmp_path: Path) -> None:
+    """The node dies between the hand-in's lock and its rendu: once the lease is over the
+    work is open again (its doc writable), never frozen as missed, and the student hands
+    it in anew."""
+    node = make_server(
+        tmp_path,
+        ATELIER_RENDU_SETTLE_S="3",
+        ATELIER_DEADLINE_LEASE_S="5",
+        ATELIER_DEADLINE_POLL_S="1",
+    )
+    node.start()
+    try:
+        work = work_in(await publish(node, "Fiche interrompue", 3600), f"{CLASS}-g1")
+        async with api(node, "s-01") as http:
+            pending = asyncio.create_task(http.post(f"/api/works/{work['id']}/hand-in"))
+            await asyncio.sleep(1.5)  # claimed and locked; the rendu is 3 s away
+            node.stop(signal.SIGKILL)
+            with contextlib.suppress(httpx.HTTPError):
+                await pending
+        node.start()
+
+        async def status() -> str:
+            async with api(node, "t-martin") as http:
+                got = (await http.get(f"/api/assignments/{work['assignment_id']}")).json()
+            return next(w for w in got["works"] if w["id"] == work["id"])["status"]
+
+        await eventually(lambda: status(), timeout=15)  # the server answers again
+        await eventually(lambda: _is(status(), "open"), timeout=15)
+        editor = await YClient(ws(node, "s-01", work["room_id"], work["doc"])).connect()
+        await editor.type("Après la panne. ")
+        await eventually(
+            lambda: _contains(server_text(node, work["room_id"], work["doc"]), "Après la panne")
+        )
+        await editor.close()
+        async with api(node, "s-02") as http:
+            r = await http.post(f"/api/works/{work['id']}/hand-in", timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["work"]["status"] == "handed_in"
+        assert r.json()["work"]["submitted_by"] == "s-02"
+    finally:
+        if node.proc is not None and node.proc.poll() is None:
+            node.stop()
+
+
+async def _is(value: Any, expected: str) -> bool:
+    return await value == expected
+
+
+async def _contains(value: Any, part: str) -> bool:
+    return part in await value
 
 
 async def test_the_rendus_export_as_html_and_odt(server: AtelierServer) -> None:
