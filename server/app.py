@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.api import assignments as assignments_api
+from server.api import auth as auth_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
 from server.api import progress as progress_api
@@ -35,9 +36,12 @@ from server.persistence.db import create_engine
 from server.persistence.docs import DocStore
 from server.persistence.notifications import NotificationStore
 from server.persistence.roster import Roster
+from server.persistence.sessions import SessionStore
 from server.persistence.versions import VersionStore
 from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
+from server.sessions.oidc import EntProvider
+from server.sessions.service import Sessions
 from server.transport.edge import Edge, SocketRoute
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,8 @@ def create_app(settings: Settings | None = None) -> Edge:
         await assignments.start()
         if webhook is not None:
             webhook.start()
+        sessions = Sessions(settings, SessionStore(engine), bus, outbox)
+        await sessions.start()
         watch.start()
         ctx = AppContext(
             settings=settings,
@@ -121,6 +127,8 @@ def create_app(settings: Settings | None = None) -> Edge:
             assignments=assignments,
             notifications=notifications,
             jwt_secret=settings.resolved_jwt_secret(),
+            sessions=sessions,
+            ent=EntProvider(settings) if settings.oidc_enabled else None,
         )
         app.state.ctx = ctx
         log.info("node %s ready", settings.node_id)
@@ -129,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         finally:
             ctx.draining = True
             await watch.close()
+            await sessions.close()
             if webhook is not None:
                 await webhook.close()
             await assignments.close()
@@ -144,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         *rest.routes,
+        *auth_api.routes,
         *progress_api.routes,
         *assignments_api.routes,
         *works_api.routes,

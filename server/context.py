@@ -18,6 +18,8 @@ from server.persistence.notifications import NotificationStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
 from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
+from server.sessions.oidc import EntProvider
+from server.sessions.service import Sessions
 from server.types import RoomAccess
 
 
@@ -35,6 +37,8 @@ class AppContext:
     assignments: Assignments
     notifications: NotificationStore
     jwt_secret: str
+    sessions: Sessions
+    ent: EntProvider | None = None  # the ENT's OpenID provider, when OIDC_* are set
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)
     access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(

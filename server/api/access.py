@@ -16,8 +16,15 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:
-    """The roster user behind a valid token. Raises ``tokens.InvalidToken``."""
-    user_id = tokens.verify(ctx.jwt_secret, token)
+    """The roster user behind a valid token. Raises ``tokens.InvalidToken``.
+
+    A token minted for a signed-in browser names its session (``sid``): it holds only
+    while that session is open (server/sessions/service.py; cached ``SESSION_CHECK_S``,
+    forgotten at once on the node that ended it)."""
+    claims = tokens.decode(ctx.jwt_secret, token)
+    user_id = claims.sub
+    if claims.sid is not None and not await ctx.sessions.is_open(claims.sid, user_id):
+        raise tokens.InvalidToken("session ended")
     users = ctx.user_cache
     user = users.get(user_id)
     if user is None:
