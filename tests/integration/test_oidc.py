@@ -353,3 +353,10 @@ def test_the_user_id_claim_is_a_setting(tmp_path: Path) -> None:
                 assert b.get("/auth/session").json()["user"]["id"] == "s-08"
             finally:
                 b.close()
+
+
+def test_the_auth_endpoints_are_in_openapi(browser: EntBrowser) -> None:
+    paths = browser.get("/api/openapi.json").json()["paths"]
+    for path in ("/auth/login", "/auth/callback", "/auth/session", "/auth/socket-token"):
+        assert path in paths
+    assert "post" in paths["/auth/logout"]
