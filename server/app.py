@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.api import assignments as assignments_api
+from server.api import auth as auth_api
 from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
@@ -42,11 +43,14 @@ from server.persistence.groups import GroupStore
 from server.persistence.notifications import NotificationStore
 from server.persistence.revoked import RevokedStore
 from server.persistence.roster import Roster
+from server.persistence.sessions import SessionStore
 from server.persistence.versions import VersionStore
 from server.progress.service import Progress
 from server.revocation.service import Revocations
 from server.revocation.sockets import SocketIndex
 from server.rooms.registry import RoomRegistry
+from server.sessions.oidc import EntProvider
+from server.sessions.service import Sessions
 from server.transport.edge import Edge, SocketRoute
 
 log = logging.getLogger(__name__)
@@ -122,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Edge:
         await revocations.start()
         if webhook is not None:
             webhook.start()
+        sessions = Sessions(settings, SessionStore(engine), bus, outbox)
+        await sessions.start()
         watch.start()
         ctx = AppContext(
             settings=settings,
@@ -140,8 +146,11 @@ def create_app(settings: Settings | None = None) -> Edge:
             revocations=revocations,
             jwt_secret=secret,
             verifier=verifier,
+            sessions=sessions,
+            ent=EntProvider(settings) if settings.oidc_enabled else None,
         )
         revocations.forget = ctx.forget
+        sessions.on_end.append(revocations.session_ended_here)
         revocations.recheck = functools.partial(recheck, ctx)
         app.state.ctx = ctx
         log.info("node %s ready", settings.node_id)
@@ -150,6 +159,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         finally:
             ctx.draining = True
             await watch.close()
+            await sessions.close()
             if webhook is not None:
                 await webhook.close()
             await revocations.close()
@@ -167,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         *rest.routes,
+        *auth_api.routes,
         *progress_api.routes,
         *assignments_api.routes,
         *groups_api.routes,

@@ -39,7 +39,10 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_deflate,
         log_config=log_config(log_level),
-        proxy_headers=True,
+        # X-Forwarded-* are believed only from TRUSTED_PROXIES (none by default): they
+        # decide the scheme, hence whether the session cookie is Secure.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
         server_header=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
         lifespan="on",

@@ -348,6 +348,95 @@ class Settings(BaseSettings):
             )
         return self
 
+    # --- sign-in through the ENT's OpenID provider (server/sessions/, server/api/auth.py) ---
+    oidc_issuer: str | None = Field(
+        default=None,
+        description=(
+            "Issuer URL of the ENT's OpenID Connect provider; its metadata is read from "
+            "ISSUER/.well-known/openid-configuration (and the issuer it states must be this "
+            "one). Unset: no ENT sign-in (/auth/login answers 404), tokens only."
+        ),
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="Atelier's client id at the provider. Required with OIDC_ISSUER.",
+    )
+    oidc_client_secret: str | None = Field(
+        default=None,
+        description=(
+            "Atelier's client secret at the provider (client_secret_basic). Unset: a public "
+            "client (token endpoint auth 'none'), PKCE alone binds the code."
+        ),
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description=(
+            "The callback URL registered at the provider, e.g. "
+            "https://atelier.example.org/auth/callback. Unset: derived from each request "
+            "(scheme and Host, as seen through TRUSTED_PROXIES). Set it in production."
+        ),
+    )
+    oidc_scopes: str = Field(
+        default="openid profile",
+        description="Scopes asked for (space-separated); `openid` is always needed.",
+    )
+    oidc_user_claim: str = Field(
+        default="sub",
+        description=(
+            "The ID-token claim whose value is the roster user id (`sub` by default; an "
+            "ENT whose `sub` is opaque may expose the school's id in another claim)."
+        ),
+    )
+    oidc_timeout_s: float = Field(
+        default=10.0,
+        description="Timeout of each call to the provider (discovery, keys, code exchange).",
+    )
+    session_ttl_s: int = Field(
+        default=8 * 3600,
+        description=(
+            "How long a sign-in lasts: the session cookie and its row expire after this "
+            "(a school day). Signing out ends it at once."
+        ),
+    )
+    socket_token_ttl_s: int = Field(
+        default=300,
+        description=(
+            "Lifetime of the tokens POST /auth/socket-token mints for sockets and REST. "
+            "Short, because they sit in URLs and page storage; the web client renews them "
+            "before they expire. An open socket is not cut when its token expires."
+        ),
+    )
+    session_check_s: float = Field(
+        default=1.0,
+        description=(
+            "A node caches whether a session is still open for this long, so a class "
+            "reconnecting at once costs one database read per session. An ended session "
+            "is refused at once on the node that ended it, on the others within this "
+            "delay (and at once when the bus carries the end). 0 reads every time."
+        ),
+    )
+    trusted_proxies: str | None = Field(
+        default=None,
+        description=(
+            "Comma list of proxy addresses (or `*`) whose X-Forwarded-Proto and "
+            "X-Forwarded-For are believed (uvicorn's forwarded_allow_ips). Unset: none, "
+            "so a request counts as TLS (Secure cookies) only when it came over TLS "
+            "itself. Behind nginx set it to nginx's address."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if bool(self.oidc_issuer) != bool(self.oidc_client_id):
+            raise ValueError("ATELIER_OIDC_ISSUER and ATELIER_OIDC_CLIENT_ID go together")
+        if self.session_ttl_s <= 0 or self.socket_token_ttl_s <= 0:
+            raise ValueError("SESSION_TTL_S and SOCKET_TOKEN_TTL_S must be positive")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
     @cached_property
     def origins(self) -> list[str] | None:
         if not self.allowed_origins:

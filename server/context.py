@@ -22,6 +22,8 @@ from server.progress.service import Progress
 from server.revocation.service import Revocations
 from server.revocation.sockets import SocketIndex
 from server.rooms.registry import RoomRegistry
+from server.sessions.oidc import EntProvider
+from server.sessions.service import Sessions
 from server.types import RoomAccess
 
 
@@ -43,6 +45,8 @@ class AppContext:
     revocations: Revocations
     jwt_secret: str
     verifier: Verifier
+    sessions: Sessions
+    ent: EntProvider | None = None  # the ENT's OpenID provider, when OIDC_* are set
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)
     access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(

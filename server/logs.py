@@ -2,8 +2,9 @@
 
 uvicorn's access and WebSocket logs print the path with its query string, and browsers
 can only pass the token there (``/yjs/room/doc?token=...``). A filter on every handler
-rewrites ``token=<anything>`` to ``token=[redacted]`` before a line is written. Nothing
-in Atelier logs document or chat content either.
+rewrites ``token=<anything>`` to ``token=[redacted]`` before a line is written, and so
+the ENT sign-in callback's ``code=`` and ``state=``. Nothing in Atelier logs document or
+chat content either.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from typing import Any
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+#: The ENT sign-in's callback (/auth/callback?code=...&state=...): a one-time code is
+#: still a credential until it is used.
+_OIDC = re.compile(r"(?<![\w-])((?:code|state)=)[^&\s\"']+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _TOKEN.sub(r"\1[redacted]", text))
+    text = _OIDC.sub(r"\1[redacted]", _TOKEN.sub(r"\1[redacted]", text))
+    return _BEARER.sub(r"\1[redacted]", text)
 
 
 class RedactTokens(logging.Filter):

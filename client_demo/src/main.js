@@ -2,7 +2,7 @@
 // espaces", a room, a teacher's class page), the page shell and the language switch.
 
 import './style.css'
-import { ApiError, api, session } from './api.js'
+import { ApiError, adoptEntSession, api, endEntSession, session } from './api.js'
 import { h, fill } from './dom.js'
 import { getLang, setLang, t } from './i18n.js'
 import { renderSignin } from './screens/signin.js'
@@ -38,12 +38,17 @@ export function go (hash) {
   else location.hash = hash
 }
 
-export function signOut (message) {
+export async function signOut (message) {
   stopNotifications()
+  // Signed in through the ENT: end the server's session too (its tokens die with it).
+  if (session.isEnt()) await endEntSession()
   session.clear()
   go('#/signin')
   if (message) sessionStorage.setItem('atelier.notice', message)
 }
+
+// The ENT session ended elsewhere (signed out in another tab, expired): back to sign-in.
+window.addEventListener('atelier:session-ended', () => { if (session.token()) signOut(t('error.session')) })
 
 function shell (route) {
   const me = session.get()?.me
@@ -134,7 +139,8 @@ document.querySelector('.skip-link')?.addEventListener('click', (e) => {
   e.preventDefault()
   document.getElementById('main')?.focus()
 })
-render()
+// A tab of a browser signed in through the ENT gets its token before the first screen.
+adoptEntSession().finally(() => render())
 
 // Re-check the session at each render is cheap; keep a hook for tests and debugging.
 export const _debug = { render, get current () { return current } }

@@ -21,12 +21,19 @@ The JWKS is fetched with httpx (async: the event loop never blocks on the ENT), 
 at most once per ``JWKS_REFRESH_MIN_S`` (concurrent callers share it), so a flood of
 forged kids costs the ENT one request per window. When the ENT is down, the keys last
 fetched keep verifying.
+
+A token minted for a signed-in browser (``POST /auth/socket-token``) also carries
+``sid``, the id of its sign-in session: once that session has ended the token is refused
+(server/api/access.py), however long it still has to live. Every token Atelier issues
+carries a ``jti``, so that it can be revoked (server/revocation/).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -69,7 +76,7 @@ class Claims:
     sid: str | None
 
 
-def issue(secret: str, user_id: str, ttl_s: int = 3600, *, session_id: str | None = None) -> str:
+def issue(secret: str, user_id: str, ttl_s: int = 3600, *, sid: str | None = None) -> str:
     """An HS256 token of Atelier's own, with a ``jti`` (so that it can be revoked) and, when
     minted for a sign-in session, its ``sid``."""
     now = int(time.time())
@@ -79,8 +86,8 @@ def issue(secret: str, user_id: str, ttl_s: int = 3600, *, session_id: str | Non
         "exp": now + ttl_s,
         "jti": uuid.uuid4().hex,
     }
-    if session_id is not None:
-        claims["sid"] = session_id
+    if sid is not None:
+        claims["sid"] = sid
     return jwt.encode(claims, secret, ALGORITHM)
 
 
@@ -405,3 +412,10 @@ class Verifier:
         except jwt.InvalidTokenError as exc:
             raise _refused(exc) from None
         return _claims(claims, self.user_claim)
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose (the sign-in state cookie, CSRF tokens), derived from the
+    token secret: what is signed for one purpose never verifies as another, nor as a
+    token."""
+    return hmac.new(secret.encode(), f"atelier:{purpose}".encode(), hashlib.sha256).digest()

@@ -483,6 +483,22 @@ class Revoked(SQLModel, table=True):
     until: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
+class AuthSession(SQLModel, table=True):
+    """A sign-in through the ENT (server/sessions/). The browser holds a random secret in
+    an HttpOnly cookie; only its SHA-256 (hex) is stored, and that hash is the session's
+    id everywhere else (the ``sid`` of its socket tokens, the end hooks), so nothing the
+    page or a log can see lets anyone present the cookie. ``ended_at``: signed out."""
+
+    __tablename__ = "auth_session"
+    __table_args__ = (sa.Index("ix_auth_session_expires", "expires_at"),)
+
+    id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    user_id: str = Field(sa_column=_id(nullable=False, index=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
 metadata = SQLModel.metadata
 
 #: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
@@ -503,3 +519,6 @@ work_t = metadata.tables[Work.__tablename__]
 notification_t = metadata.tables[Notification.__tablename__]
 notification_delivery_t = metadata.tables[NotificationDelivery.__tablename__]
 revoked_t = metadata.tables[Revoked.__tablename__]
+
+
+auth_session_t = metadata.tables[AuthSession.__tablename__]

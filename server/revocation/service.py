@@ -102,6 +102,11 @@ class Revocations:
         self._publish(KIND_SESSION, {"sid": session_id, "until": until, "reason": reason})
         return self._close(f"sid:{session_id}", reason)
 
+    async def session_ended_here(self, session_id: str, user_id: str) -> None:
+        """Signed out (server/sessions/ tells every node): the session's sockets on this
+        node close with 4401. Its tokens are refused by the session check itself."""
+        self._close(f"sid:{session_id}", "signed out")
+
     async def revoke_token(self, token_id: str, until: float) -> int:
         """A token (its ``jti``) is refused from now until ``until`` (its ``exp``), and the
         sockets it opened close (4401)."""

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "notifications": {"config", "persistence"},
     "assignments": {"bus", "config", "notifications", "persistence", "progress", "rooms"},
     "revocation": {"bus", "transport"},
+    "sessions": {"bus", "cache", "config", "persistence"},
     "api": {
         "assignments",
         "auth",
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "progress",
         "revocation",
         "rooms",
+        "sessions",
         "sync",
         "transport",
         "config",

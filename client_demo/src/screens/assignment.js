@@ -10,7 +10,7 @@
 // the table reloads on it (one GET, at most once a second).
 
 import { RoomChannel } from '../live.js'
-import { ApiError, api, enc, session, wsBase } from '../api.js'
+import { ApiError, api, enc, freshToken, wsBase } from '../api.js'
 import { h, fill } from '../dom.js'
 import { ago, formatNumber, t } from '../i18n.js'
 import { rebuildHtml, textParagraphs } from '../history.js'
@@ -213,7 +213,7 @@ export async function renderAssignment (main, { assignmentId, work: firstWork })
     exportNote.textContent = t('export.working')
     try {
       const response = await fetch(`/api/assignments/${enc(assignmentId)}/export?format=${format}`, {
-        headers: { Authorization: `Bearer ${session.token()}` }
+        headers: { Authorization: `Bearer ${await freshToken()}` }
       })
       if (!response.ok) throw new Error(`HTTP ${response.status}`)
       const blob = await response.blob()
@@ -240,7 +240,7 @@ export async function renderAssignment (main, { assignmentId, work: firstWork })
     try { data = await api(`/api/assignments/${enc(assignmentId)}`) } catch { return }
     drawTable()
   }
-  const channel = new RoomChannel({ url: wsBase(), room: classId, token: () => session.token() })
+  const channel = new RoomChannel({ url: wsBase(), room: classId, token: freshToken })
   channel.addEventListener('event', (e) => {
     if (e.detail.kind !== 'work' || e.detail.work?.assignment_id !== assignmentId) return
     if (!reloadTimer) reloadTimer = setTimeout(() => { reloadTimer = null; reload() }, RELOAD_MS)

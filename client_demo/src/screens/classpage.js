@@ -9,7 +9,7 @@
 // the class's groups being edited (docs/protocol.md). No Yjs socket is opened here.
 
 import { RoomChannel } from '../live.js'
-import { api, enc, session, wsBase } from '../api.js'
+import { api, enc, freshToken, session, wsBase } from '../api.js'
 import { colorOf, fill, h, jitteredDelay } from '../dom.js'
 import { ago, t } from '../i18n.js'
 import { DocBlock, idleText, notContributed } from '../progress.js'
@@ -98,7 +98,7 @@ export async function renderClass (main, { classId }) {
     const state = groupCard(group)
     groups.set(group.id, state)
 
-    const channel = new RoomChannel({ url: wsBase(), room: group.id, token: () => session.token() })
+    const channel = new RoomChannel({ url: wsBase(), room: group.id, token: freshToken })
     const renderOnline = () => {
       const users = [...channel.presence.entries()].filter(([id, e]) => e.metas.length && id !== me?.id)
       state.onlineCount.textContent = t('room.hereCount', { n: users.length })
@@ -128,7 +128,7 @@ export async function renderClass (main, { classId }) {
   // ---------------------------------------------------------------- live progress
   const livePill = h('span', { class: 'pill pill-wait', id: 'console-live' })
   const liveStatus = h('div', { class: 'statusbar', role: 'status', 'aria-live': 'polite' }, livePill)
-  const classChannel = new RoomChannel({ url: wsBase(), room: overview.class.id, token: () => session.token() })
+  const classChannel = new RoomChannel({ url: wsBase(), room: overview.class.id, token: freshToken })
   const renderLive = () => {
     const state = classChannel.state
     const key = { open: 'console.live', connecting: 'console.connecting', reconnecting: 'console.reconnecting', closed: 'console.closed' }[state]

@@ -3,7 +3,7 @@
 // for the doc its history panel (../history.js) and "who wrote what" view (../authorship.js).
 
 import { RoomChannel, renderMessage } from '../live.js'
-import { api, enc, session, wsBase } from '../api.js'
+import { api, enc, freshToken, session, wsBase } from '../api.js'
 import { colorOf, fill, h, jitteredDelay } from '../dom.js'
 import { clock, t } from '../i18n.js'
 import { DocSession } from '../docsession.js'
@@ -41,7 +41,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   const mayTrack = access.chat || access.moderate
 
   // ---------------------------------------------------------------- the room channel
-  const channel = new RoomChannel({ url: wsBase(), room: roomId, token: () => session.token() })
+  const channel = new RoomChannel({ url: wsBase(), room: roomId, token: freshToken })
   let channelReady = null
   const whenChannelOpen = () => channel.state === 'open'
     ? Promise.resolve()
@@ -302,7 +302,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     session_ = new DocSession({
       wsBase: wsBase(), room: roomId, doc: currentDoc, token: () => session.token(), user,
       element: editorHost, editable: false, label: t('room.editorLabel', { doc: currentDoc }),
-      beforeReconnect: () => access.chat ? whenChannelOpen() : Promise.resolve()
+      beforeReconnect: () => Promise.all([freshToken(), access.chat ? whenChannelOpen() : null])
     })
     const mine = session_
     mine.addEventListener('change', () => { if (mine === session_) renderStatus() })

@@ -1,8 +1,10 @@
-// Demo sign-in: pick a person of the demo school (only when GET /api/demo/users answers),
-// get a token (POST /api/demo/token), keep it in sessionStorage. Without demo mode, a
-// token can be pasted (an ENT would hand it over instead).
+// Sign-in. When the server offers it (GET /auth/session: oidc), "Se connecter avec
+// l'ENT" goes through the ENT's OpenID provider (GET /auth/login); back here, main.js's
+// adoptEntSession mints the tab's token. Demo sign-in: pick a person of the demo school
+// (only when GET /api/demo/users answers), get a token (POST /api/demo/token), keep it in
+// sessionStorage. Without demo mode, a token can also be pasted.
 
-import { ApiError, api, session } from '../api.js'
+import { ApiError, api, authStatus, entLoginUrl, session } from '../api.js'
 import { h } from '../dom.js'
 import { t } from '../i18n.js'
 
@@ -11,6 +13,7 @@ const FEATURED = ['t-martin', 's-01', 's-02', 'p-01']
 export async function renderSignin (main, { go }) {
   const notice = sessionStorage.getItem('atelier.notice')
   sessionStorage.removeItem('atelier.notice')
+  const { oidc } = await authStatus()
   let users = null
   try {
     users = (await api('/api/demo/users', { auth: false })).users
@@ -34,15 +37,23 @@ export async function renderSignin (main, { go }) {
   }
 
   const card = h('section', { class: 'card signin', 'aria-labelledby': 'signin-title' })
+  const title = users ? t('signin.title') : oidc ? t('signin.entTitle') : t('app.name')
   main.replaceChildren(h('div', { class: 'narrow' },
-    h('h1', { id: 'signin-title', tabindex: '-1' }, users ? t('signin.title') : t('app.name')),
+    h('h1', { id: 'signin-title', tabindex: '-1' }, title),
     notice && h('p', { class: 'banner banner-warn', role: 'status' }, notice),
     card))
+
+  if (oidc) {
+    card.append(
+      h('p', {}, t('signin.entIntro')),
+      h('p', {}, h('a', { id: 'ent-signin', class: 'btn btn-primary', href: entLoginUrl() }, t('signin.ent'))),
+      h('p', {}, users ? t('signin.entOr') : t('signin.orToken')))
+  }
 
   if (!users) {
     const input = h('textarea', { id: 'token', name: 'token', rows: '4', required: true, autocomplete: 'off', spellcheck: 'false' })
     card.append(
-      h('p', {}, t('signin.noDemo')),
+      ...(oidc ? [] : [h('p', {}, t('signin.noDemo'))]),
       h('form', {
         onsubmit: async (e) => {
           e.preventDefault()
@@ -57,7 +68,7 @@ export async function renderSignin (main, { go }) {
         }
       }, h('label', { for: 'token' }, t('signin.token')), input, status,
       h('button', { type: 'submit', class: 'btn btn-primary' }, t('signin.tokenSubmit'))))
-    return { title: t('app.name') }
+    return { title }
   }
 
   const byRole = { teacher: [], student: [], parent: [], other: [] }
