@@ -26,14 +26,18 @@ async def identify(ctx: AppContext, token: str | None) -> tuple[UserInfo, tokens
     ``tokens.InvalidToken``.
 
     A token revoked (its ``jti``, or its session: server/revocation/) is refused. A token
-    minted for a signed-in browser names its session (``sid``): it holds only while that
-    session is open (server/sessions/service.py; cached ``SESSION_CHECK_S``, forgotten at
+    minted by Atelier for a signed-in browser names its session (``sid``): it holds only
+    while that session is open (server/sessions/service.py; cached ``SESSION_CHECK_S``, forgotten at
     once on the node that ended it)."""
     claims = await ctx.verifier.verify(token)
     if ctx.revocations.is_revoked(claims.jti, claims.sid):
         raise tokens.InvalidToken("revoked token")
     user_id = claims.user_id
-    if claims.sid is not None and not await ctx.sessions.is_open(claims.sid, user_id):
+    if (
+        claims.own
+        and claims.sid is not None
+        and not await ctx.sessions.is_open(claims.sid, user_id)
+    ):
         raise tokens.InvalidToken("session ended")
     users = ctx.user_cache
     user = users.get(user_id)

@@ -74,6 +74,9 @@ class Claims:
     jti: str | None
     exp: float
     sid: str | None
+    #: Signed by Atelier itself (HS256): its ``sid`` is one of Atelier's sign-in
+    #: sessions. An ENT token's ``sid`` is the ENT's own session, unknown here.
+    own: bool = False
 
 
 def issue(secret: str, user_id: str, ttl_s: int = 3600, *, sid: str | None = None) -> str:
@@ -106,7 +109,9 @@ def _optional_str(claims: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _claims(claims: Mapping[str, Any], user_claim: str, label: str = "user claim") -> Claims:
+def _claims(
+    claims: Mapping[str, Any], user_claim: str, label: str = "user claim", *, own: bool = False
+) -> Claims:
     user_id = claims.get(user_claim)
     if not isinstance(user_id, str) or not user_id:
         raise InvalidToken(f"invalid token ({label})")
@@ -115,6 +120,7 @@ def _claims(claims: Mapping[str, Any], user_claim: str, label: str = "user claim
         jti=_optional_str(claims, "jti"),
         exp=float(claims["exp"]),
         sid=_optional_str(claims, "sid"),
+        own=own,
     )
 
 
@@ -132,7 +138,7 @@ def verify_hs256(secret: str, token: str | None) -> Claims:
         )
     except jwt.InvalidTokenError as exc:
         raise _refused(exc) from None
-    return _claims(claims, "sub", "sub")
+    return _claims(claims, "sub", "sub", own=True)
 
 
 def verify(secret: str, token: str | None) -> str:

@@ -178,6 +178,8 @@ async def test_a_signed_in_student_edits_a_doc_then_signs_out(atelier: AtelierSe
         )
         assert out.status_code == 200 and out.json() == {"signed_out": True}
         ended_at = time.monotonic()
+        # the session's open socket closes at once (server/revocation/)
+        assert await writer.wait_closed(timeout=2) == 4401
         assert browser.last_cookie("atelier_session").deleted
         assert "atelier_session" not in browser.cookies
 

@@ -1,6 +1,7 @@
-"""The revocation list against a real server: a revoked token (``jti``) or sign-in session
-(``sid``) is refused before its ``exp``, the sockets it opened close at once (4401), and
-the list survives a restart. Only admins revoke."""
+"""The revocation list against a real server: a revoked token (``jti``) or the ENT's
+sign-in session (``sid`` of its tokens, checked against a real JWKS server) is refused
+before its ``exp``, the sockets it opened close at once (4401), and the list survives a
+restart. Only admins revoke."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import jwt
 import pytest
 
+from tests.support.jwks import AUDIENCE, ISSUER, JwksServer, SigningKey, ent_claims
 from tests.support.liveclient import LiveClient
 from tests.support.server import SECRET, make_server
 from tests.support.yclient import YClient
@@ -18,24 +20,37 @@ from tests.support.yclient import YClient
 pytestmark = pytest.mark.integration
 
 
-def mint(user: str, *, sid: str | None = None, ttl: int = 3600) -> tuple[str, str]:
+KEY = SigningKey.rsa("ent-revocation-1")
+
+
+def mint(user: str, ttl: int = 3600) -> tuple[str, str]:
+    """An Atelier token (HS256) with its jti."""
     jti = f"jti-{user}-{time.monotonic_ns()}"
     claims = {"sub": user, "exp": int(time.time()) + ttl, "jti": jti}
-    if sid is not None:
-        claims["sid"] = sid
     return jwt.encode(claims, SECRET, "HS256"), jti
+
+
+def ent_token(user: str, sid: str) -> str:
+    """An ENT token (RS256, its JWKS) naming the ENT's sign-in session."""
+    return KEY.sign(ent_claims(user, sid=sid))
 
 
 async def test_revoked_tokens_and_sessions_are_refused_and_their_sockets_close(
     tmp_path: Path,
 ) -> None:
-    server = make_server(tmp_path)
+    ent = JwksServer(KEY).start()
+    server = make_server(
+        tmp_path,
+        ATELIER_JWKS_URL=ent.url,
+        ATELIER_JWT_ISSUER=ISSUER,
+        ATELIER_JWT_AUDIENCE=AUDIENCE,
+    )
     server.start()
     try:
         base = server.ws_url
         stolen, jti = mint("s-01")
         other, _ = mint("s-01")
-        in_session, _ = mint("s-02", sid="session-abc")
+        in_session = ent_token("s-02", "ent-session-abc")
         doc = await YClient(f"{base}/yjs/2nde-a-g1/rapport?token={stolen}").connect()
         chat = await LiveClient(f"{base}/rooms/2nde-a-g1/live?token={in_session}").connect()
         same_user = await YClient(f"{base}/yjs/2nde-a-g1/rapport?token={other}").connect()
@@ -60,11 +75,11 @@ async def test_revoked_tokens_and_sessions_are_refused_and_their_sockets_close(
             r = await http.get("/api/me", headers={"Authorization": f"Bearer {other}"})
             assert r.status_code == 200
             r = await http.post(
-                "/api/admin/revocations", json={"sid": "session-abc"}, headers=admin
+                "/api/admin/revocations", json={"sid": "ent-session-abc"}, headers=admin
             )
             assert r.status_code == 200 and r.json()["closed_here"] == 1
             assert await chat.wait_closed(timeout=2) == 4401
-            later, _ = mint("s-02", sid="session-abc")  # a new token of the ended session
+            later = ent_token("s-02", "ent-session-abc")  # a new token of the ended session
             r = await http.get("/api/me", headers={"Authorization": f"Bearer {later}"})
             assert r.status_code == 401
         await same_user.close()
@@ -82,3 +97,4 @@ async def test_revoked_tokens_and_sessions_are_refused_and_their_sockets_close(
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.stop()
+        ent.stop()

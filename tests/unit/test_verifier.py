@@ -126,12 +126,12 @@ async def test_hs256_alone_returns_claims_and_refuses_the_rest() -> None:
     assert isinstance(claims, Claims)
     assert (claims.user_id, claims.sid) == ("s-01", None)
     assert claims.jti is not None and len(claims.jti) == 32  # every token can be revoked
-    minted = await v.verify(issue(SECRET, "s-01", 60, session_id="sess-1"))
+    minted = await v.verify(issue(SECRET, "s-01", 60, sid="sess-1"))
     assert minted.sid == "sess-1" and minted.jti not in (None, claims.jti)
     assert abs(claims.exp - (time.time() + 60)) < 5
     exp = int(time.time()) + 60
     with_ids = jwt.encode({"sub": "s-02", "exp": exp, "jti": "j-1", "sid": "x"}, SECRET, "HS256")
-    assert await v.verify(with_ids) == Claims("s-02", "j-1", float(exp), "x")
+    assert await v.verify(with_ids) == Claims("s-02", "j-1", float(exp), "x", own=True)
     for bad, reason in [
         (None, "missing"),
         ("", "missing"),
