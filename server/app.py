@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from server.api import admin as admin_api
 from server.api import assignments as assignments_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *assignments_api.routes,
         *works_api.routes,
         *notifications_api.routes,
+        *admin_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:

@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "progress": {"config", "persistence", "rooms", "sync"},
     "notifications": {"config", "persistence"},
     "assignments": {"bus", "config", "notifications", "persistence", "progress", "rooms"},
+    "roster": {"config", "persistence"},
     "api": {
         "assignments",
         "auth",
@@ -34,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
         "persistence",
         "progress",
         "rooms",
+        "roster",
         "sync",
         "transport",
         "config",
