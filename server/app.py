@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from server.api import admin as admin_api
 from server.api import assignments as assignments_api
 from server.api import auth as auth_api
 from server.api import groups as groups_api
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *revocations_api.routes,
         *works_api.routes,
         *notifications_api.routes,
+        *admin_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:

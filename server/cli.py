@@ -1,16 +1,28 @@
-"""The ``atelier`` command: serve, migrate, seed-demo, token."""
+"""The ``atelier`` command: serve, migrate, seed-demo, token, roster import / export."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from server.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from server.roster.importer import ImportReport
+
+#: Exit codes of ``atelier roster import`` (2 is argparse's: bad arguments).
+EXIT_INVALID_FILE = 1
+EXIT_REFUSED = 3
+#: Lowered users listed by the command line (the report's JSON has them all).
+SHOWN_LOWERED = 50
 
 
 def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
@@ -85,6 +97,132 @@ def _token(settings: Settings, user_id: str, ttl: int) -> int:
     return 0
 
 
+def _read_roster_file(settings: Settings, name: str) -> bytes:
+    """The file's bytes (``-``: standard input), at most ``roster_max_bytes`` + 1 read."""
+    limit = settings.roster_max_bytes + 1
+    if name == "-":
+        return sys.stdin.buffer.read(limit)
+    with open(name, "rb") as f:
+        return f.read(limit)
+
+
+def describe(report: ImportReport) -> list[str]:
+    """The import's report as the command line prints it."""
+    lines = [f"{'':14}{'added':>9}{'changed':>9}{'removed':>9}"]
+    for kind, counts in report.diff.counts().items():
+        lines.append(f"{kind:14}{counts['added']:>9}{counts['changed']:>9}{counts['removed']:>9}")
+    if report.diff.restored:
+        lines.append(f"users back in the roster: {', '.join(sorted(report.diff.restored))}")
+    removed = len(report.diff.users.removed)
+    if removed:
+        lines.append(
+            f"users removed: {removed} of {report.users_before} ({report.removed_share:.1%}; "
+            f"limit {report.max_removed_share:.0%})"
+        )
+    if report.assignments_deleted:
+        lines.append(
+            f"the classes removed take {report.assignments_deleted} assignments and their "
+            "works with them (docs, versions and chat stay)"
+        )
+    if report.lowered:
+        lines.append(f"access lowered or removed: {len(report.lowered)} users")
+        for lw in report.lowered[:SHOWN_LOWERED]:
+            reasons = ",".join(sorted(r.value for r in lw.reasons))
+            lines.append(f"  {lw.user_id} ({reasons}): {' '.join(sorted(lw.rooms)) or '-'}")
+        if len(report.lowered) > SHOWN_LOWERED:
+            lines.append(f"  ... and {len(report.lowered) - SHOWN_LOWERED} more")
+    if report.refused is not None:
+        lines.append(f"refused: {report.refused} (--force)")
+    elif report.dry_run:
+        lines.append("dry run: nothing written" + ("" if report.changed else " (no change)"))
+    elif report.changed:
+        lines.append(f"imported (audit #{report.audit_id})")
+    else:
+        lines.append(f"no change: the roster already matches the file (audit #{report.audit_id})")
+    return lines
+
+
+def _roster_import(
+    settings: Settings, name: str, fmt: str | None, dry_run: bool, force: bool
+) -> int:
+    from server.persistence.audit import CLI_ACTOR
+    from server.persistence.db import create_engine
+    from server.roster import formats
+    from server.roster.importer import import_roster
+
+    try:
+        data = _read_roster_file(settings, name)
+    except OSError as exc:
+        print(f"{name}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID_FILE
+    kind = formats.detect(data, name) if fmt is None else fmt
+    try:
+        snap = formats.parse(
+            data,
+            "json" if kind == "json" else "csv",
+            max_bytes=settings.roster_max_bytes,
+            max_rows=settings.roster_max_rows,
+        )
+    except formats.RosterFileError as exc:
+        print(f"{name}: refused, nothing imported", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID_FILE
+    sizes = ", ".join(f"{n} {k}" for k, n in snap.sizes().items())
+    print(f"{name} ({kind}): {sizes}")
+    detail = {
+        "source": "cli",
+        "file": Path(name).name,
+        "format": kind,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+    async def go() -> ImportReport:
+        engine = create_engine(settings.database_url)
+        try:
+            return await import_roster(
+                engine,
+                snap,
+                actor=CLI_ACTOR,
+                node=settings.node_id,
+                max_removed_share=settings.roster_max_removed_share,
+                dry_run=dry_run,
+                force=force,
+                detail=detail,
+            )
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(go())
+    for line in describe(report):
+        print(line)
+    return EXIT_REFUSED if report.refused is not None else 0
+
+
+def _roster_export(settings: Settings, name: str, fmt: str | None) -> int:
+    from server.persistence.db import create_engine
+    from server.roster import formats
+    from server.roster.importer import export_roster
+
+    async def go() -> formats.Snapshot:
+        engine = create_engine(settings.database_url)
+        try:
+            return await export_roster(engine)
+        finally:
+            await engine.dispose()
+
+    snap = asyncio.run(go())
+    kind = fmt or ("json" if name.lower().endswith(".json") else "csv")
+    text = formats.dump(snap, "json" if kind == "json" else "csv")
+    if name == "-":
+        sys.stdout.write(text)
+    else:
+        Path(name).write_text(text, encoding="utf-8")
+        sizes = ", ".join(f"{n} {k}" for k, n in snap.sizes().items())
+        print(f"{name} ({kind}): {sizes}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +236,26 @@ def main(argv: list[str] | None = None) -> int:
     tok = sub.add_parser("token", help="print a signed token (development and tests)")
     tok.add_argument("user_id")
     tok.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    roster = sub.add_parser("roster", help="the roster from the ENT (docs/roster.md)")
+    roster_sub = roster.add_subparsers(dest="roster_command", required=True)
+    imp = roster_sub.add_parser(
+        "import",
+        help="make the roster the file's (CSV or JSON); prints the changes",
+        description=(
+            "Exit status: 0 imported (or nothing to change, or a dry run), "
+            f"{EXIT_INVALID_FILE} the file is refused (its problems are printed), "
+            f"{EXIT_REFUSED} the import is refused (it removes too many users)."
+        ),
+    )
+    imp.add_argument("file", help="the roster file; - reads standard input")
+    imp.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    imp.add_argument(
+        "--force", action="store_true", help="import even past ROSTER_MAX_REMOVED_SHARE"
+    )
+    imp.add_argument("--format", choices=["csv", "json"], help="default: from the file")
+    exp = roster_sub.add_parser("export", help="write the roster in the import's format")
+    exp.add_argument("file", help="the file to write (.json: JSON, else CSV); - for stdout")
+    exp.add_argument("--format", choices=["csv", "json"], help="default: from the name")
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -118,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         return _seed(settings, args.if_empty)
     if args.command == "token":
         return _token(settings, args.user_id, args.ttl)
+    if args.command == "roster" and args.roster_command == "import":
+        return _roster_import(settings, args.file, args.format, args.dry_run, args.force)
+    if args.command == "roster" and args.roster_command == "export":
+        return _roster_export(settings, args.file, args.format)
     return 2
 
 

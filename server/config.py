@@ -229,6 +229,34 @@ class Settings(BaseSettings):
         ),
     )
 
+    roster_max_removed_share: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A roster import that would remove more than this share of the current users "
+            "(0.1: one in ten) is refused unless forced (`atelier roster import --force`, "
+            "`?force=1`): a truncated ENT export must not sign a school out. Removed users "
+            "keep their history and come back when a later import lists them."
+        ),
+    )
+    roster_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Largest roster file an import reads (CSV or JSON). 64 MiB holds a region of "
+            "~400,000 users with their memberships; larger files are refused before parsing."
+        ),
+    )
+    roster_max_rows: int = Field(
+        default=2_000_000,
+        gt=0,
+        description=(
+            "Most rows (CSV lines or JSON objects, all kinds together) in one roster file. "
+            "Bounds the memory and the time of one import."
+        ),
+    )
+
     chat_messages_per_minute: float = Field(
         default=20.0,
         description=(

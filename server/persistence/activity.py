@@ -102,8 +102,10 @@ async def demo_users(engine: AsyncEngine) -> list[dict[str, str]]:
         (user_t.c.role == "parent", 2),
         else_=3,
     )
-    query = sa.select(user_t.c.id, user_t.c.display_name, user_t.c.role).order_by(
-        order, user_t.c.id
+    query = (
+        sa.select(user_t.c.id, user_t.c.display_name, user_t.c.role)
+        .where(user_t.c.removed_at.is_(None))
+        .order_by(order, user_t.c.id)
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()

@@ -1,5 +1,6 @@
 """The tables: the roster (schools, classes, groups, users, memberships), the docs and
-the chat (messages, the per-room sequencer, mutes).
+the chat (messages, the per-room sequencer, mutes), assignments, notifications, the audit
+trail.
 
 Room ids *are* class ids and group ids (one namespace, unique across both), so a
 ``Membership.room_id``, a ``Doc.room_id`` and the chat tables' ``room_id`` carry no
@@ -123,6 +124,13 @@ class User(SQLModel, table=True):
         )
     )
     display_name: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+    #: Set when a roster import dropped the user (server/roster/importer.py). The row
+    #: stays, so that chat messages, attribution and versions still name them; a removed
+    #: user is unknown at sign-in and has no membership or parent link. A later import
+    #: that lists them again clears it.
+    removed_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 class Membership(SQLModel, table=True):
@@ -499,6 +507,41 @@ class AuthSession(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
+class Audit(SQLModel, table=True):
+    """One row per thing done that someone may have to account for later (a roster
+    import, ...): when, by whom (a user id, or ``cli``), on which node, what, on what,
+    and the details as JSON. Append-only."""
+
+    __tablename__ = "audit"
+    __table_args__ = (
+        sa.Index("ix_audit_at", "at"),
+        sa.Index("ix_audit_action", "action", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    #: A user id, or ``cli`` for the command line.
+    actor: str = Field(sa_column=_id(nullable=False))
+    node: str = Field(sa_column=sa.Column(sa.String(NAME_LEN), nullable=False))
+    #: Dotted, by concept: ``roster.import``.
+    action: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    target: str | None = Field(
+        default=None, sa_column=sa.Column(sa.String(NAME_LEN), nullable=True)
+    )
+    #: JSON object.
+    detail: str = Field(
+        default="{}", sa_column=sa.Column(sa.Text(), nullable=False, server_default="{}")
+    )
+
+
 metadata = SQLModel.metadata
 
 #: The Core tables, for the query modules (they speak SQL Core: no ORM identity map needed).
@@ -522,3 +565,6 @@ revoked_t = metadata.tables[Revoked.__tablename__]
 
 
 auth_session_t = metadata.tables[AuthSession.__tablename__]
+
+
+audit_t = metadata.tables[Audit.__tablename__]

@@ -72,8 +72,11 @@ class Roster:
         self._engine = engine
 
     async def get_user(self, user_id: str) -> UserInfo | None:
+        """The user, or None if unknown or removed from the roster (``removed_at``): a
+        removed user's token is refused like a stranger's."""
+        query = sa.select(user_t).where(user_t.c.id == user_id, user_t.c.removed_at.is_(None))
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(user_t).where(user_t.c.id == user_id))).first()
+            row = (await conn.execute(query)).first()
         if row is None:
             return None
         return UserInfo(
@@ -170,6 +173,7 @@ class Roster:
             return [(r.parent_id, r.student_id) for r in await conn.execute(query)]
 
     async def display_names(self, user_ids: list[str]) -> dict[str, str]:
+        """Names for history (authors, contributors, hand-ins): removed users included."""
         if not user_ids:
             return {}
         query = sa.select(user_t.c.id, user_t.c.display_name).where(user_t.c.id.in_(user_ids))

@@ -267,10 +267,12 @@ class Progress:
         return stored_ledger(stored), doc_of(whole or b"")
 
     async def names(self, users: Sequence[str]) -> dict[str, str]:
-        for user in users:
-            if user not in self._names and user != UNATTRIBUTED:
-                info = await self.roster.get_user(user)
-                self._names[user] = info.display_name if info is not None else user
+        """Display names of contributors; a user the roster removed keeps their name."""
+        missing = [u for u in dict.fromkeys(users) if u not in self._names and u != UNATTRIBUTED]
+        if missing:
+            found = await self.roster.display_names(missing)
+            for user in missing:
+                self._names[user] = found.get(user, user)
         return {u: self._names.get(u, u) for u in users}
 
     async def doc_summary(self, room_id: str, doc_name: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "assignments": {"bus", "config", "notifications", "persistence", "progress", "rooms"},
     "revocation": {"bus", "transport"},
     "sessions": {"bus", "cache", "config", "persistence"},
+    "roster": {"config", "persistence"},
     "api": {
         "assignments",
         "auth",
@@ -38,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "revocation",
         "rooms",
         "sessions",
+        "roster",
         "sync",
         "transport",
         "config",
