@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Edge:
             ent=EntProvider(settings) if settings.oidc_enabled else None,
         )
         revocations.forget = ctx.forget
+        revocations.forget_all = ctx.forget_all
         sessions.on_end.append(revocations.session_ended_here)
         revocations.recheck = functools.partial(recheck, ctx)
         app.state.ctx = ctx

@@ -196,7 +196,29 @@ def _roster_import(
     report = asyncio.run(go())
     for line in describe(report):
         print(line)
+    if report.applied and report.changed and settings.redis_url:
+        asyncio.run(_announce_roster(settings, [lw.user_id for lw in report.lowered]))
+        print("live revocation: sent to every node (Redis)")
+    elif report.applied and report.changed:
+        print(
+            "live revocation: no Redis to reach the running node; its caches expire within "
+            f"{settings.roster_cache_s:g} s (import over REST to revoke at once)"
+        )
     return EXIT_REFUSED if report.refused is not None else 0
+
+
+async def _announce_roster(settings: Settings, lowered: list[str]) -> None:
+    """Tell the running nodes, over the bus, that the roster changed: they drop their
+    caches and check the lowered users' sockets again (server/revocation/)."""
+    from server.bus import create_bus
+    from server.revocation.service import roster_messages
+
+    bus = create_bus(settings)
+    await bus.start()
+    try:
+        await bus.publish_many(roster_messages(lowered))
+    finally:
+        await bus.close()
 
 
 def _roster_export(settings: Settings, name: str, fmt: str | None) -> int:

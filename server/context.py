@@ -64,3 +64,8 @@ class AppContext:
             self.user_cache.pop(user, None)
         for key in [k for k in list(self.access_cache) if k[0] in gone]:
             self.access_cache.pop(key, None)
+
+    def forget_all(self) -> None:
+        """Drop everything this node cached of the roster (after an import)."""
+        self.user_cache.clear()
+        self.access_cache.clear()

@@ -6,10 +6,9 @@ management only, no room content").
 compared in a worker thread: a region's file (~100,000 users) must not hold the event
 loop that serves the node's sockets.
 
-After an import that changed the roster, this node's roster caches are emptied, so a
-removed user's token is refused here at once; other nodes follow within
-``ROSTER_CACHE_S``. Closing the open sockets of the users in ``lowered`` is live
-revocation's job, fed by this report.
+After an import that changed the roster, every node empties its roster caches and the
+open sockets of the users in ``lowered`` are checked again on every node
+(server/revocation/): those left without access close with 4403 at once.
 """
 
 from __future__ import annotations
@@ -150,8 +149,9 @@ async def roster_import(request: Request) -> Response:
         detail={"source": "api", "format": fmt, "sha256": hashlib.sha256(data).hexdigest()},
     )
     if report.applied and report.changed:
-        ctx.user_cache.clear()
-        ctx.access_cache.clear()
+        # Every node drops its roster caches, and the sockets of those who lost access
+        # close at once, wherever they are (server/revocation/).
+        await ctx.revocations.roster_changed([lw.user_id for lw in report.lowered])
     return JSONResponse(report.to_json(), status_code=409 if report.refused else 200)
 
 

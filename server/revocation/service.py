@@ -43,6 +43,9 @@ TOPIC = "revocation"
 KIND_USERS = "users"
 KIND_SESSION = "session"
 KIND_TOKEN = "token"
+#: The roster changed wholesale (an import): every node drops its roster caches, so that
+#: access gained (a new group) is seen at once too, not only access lost.
+KIND_ROSTER = "roster"
 #: Past this many remembered sessions and tokens, the expired ones are swept at insert.
 SWEEP_AT = 4096
 
@@ -57,6 +60,15 @@ class RevokedList(Protocol):
     async def current(self) -> list[tuple[str, str, float]]: ...
 
 
+def roster_messages(
+    lowered: Iterable[str], reason: str = "roster import"
+) -> list[tuple[str, str, bytes]]:
+    """What ``Revocations.roster_changed`` publishes, for a process that is not a node (the
+    CLI's import) to publish on the bus itself: (topic, kind, payload)."""
+    users = {"users": sorted(set(lowered)), "reason": reason}
+    return [(TOPIC, KIND_ROSTER, msgpack.packb({})), (TOPIC, KIND_USERS, msgpack.packb(users))]
+
+
 class Revocations:
     def __init__(
         self, outbox: Outbox, sockets: SocketIndex, store: RevokedList | None = None
@@ -67,6 +79,8 @@ class Revocations:
         self.sockets = sockets
         #: Drops users from the roster caches (set by the app: AppContext's caches).
         self.forget: Callable[[Iterable[str]], None] = lambda users: None
+        #: Drops the whole roster caches.
+        self.forget_all: Callable[[], None] = lambda: None
         #: A socket's access as it is now, or None when it has none (set by the app).
         self.recheck: Recheck | None = None
         #: "sid:…" / "jti:…" → until when it is refused (unix seconds).
@@ -93,6 +107,13 @@ class Revocations:
             return 0
         self._publish(KIND_USERS, {"users": ids, "reason": reason})
         return await self._recheck_users(ids, reason)
+
+    async def roster_changed(self, lowered: Iterable[str], reason: str = "roster import") -> int:
+        """A roster import: every node drops its roster caches, and the users whose
+        access went down have their sockets checked again."""
+        self.forget_all()
+        self._publish(KIND_ROSTER, {})
+        return await self.users(lowered, reason)
 
     async def end_session(self, session_id: str, until: float, reason: str = "signed out") -> int:
         """A sign-in session ended: its sockets close (4401) and its tokens are refused."""
@@ -206,6 +227,8 @@ class Revocations:
                 key = f"sid:{body['sid']}"
                 self._remember(key, float(body["until"]))
                 self._close(key, str(body.get("reason", "signed out")))
+            elif env.kind == KIND_ROSTER:
+                self.forget_all()
             elif env.kind == KIND_TOKEN:
                 key = f"jti:{body['jti']}"
                 self._remember(key, float(body["until"]))

@@ -94,3 +94,70 @@ async def test_a_move_reaches_every_node_within_two_seconds(
     )
     assert latencies[-1] < 2, figures
     await stay.close()
+
+
+async def test_an_import_closes_a_moved_student_and_an_unlinked_parent_on_other_nodes(
+    three_nodes: Cluster, tmp_path: Path
+) -> None:
+    """An admin imports, on node-3, a roster where s-01 moved from group 1 to group 2 and
+    p-01 is no longer s-01's parent. s-01 types in group 1 on node-1 and reads its chat on
+    node-2; p-01 reads the class doc on node-2: all three sockets close with 4403 within
+    2 s, and group 2 opens to s-01."""
+    c = three_nodes
+    g1, g2 = f"{CLASS}-g1", f"{CLASS}-g2"
+    exported = tmp_path / "roster.json"
+    c.nodes[0].cli("roster", "export", str(exported))
+    roster = json.loads(exported.read_text())
+    memberships = roster["memberships"]
+    assert {"user": "s-01", "room": g1} in memberships
+    memberships.remove({"user": "s-01", "room": g1})
+    memberships.append({"user": "s-01", "room": g2})
+    roster["parent_links"] = [
+        p for p in roster["parent_links"] if (p["parent"], p["student"]) != ("p-01", "s-01")
+    ]
+    typing = await YClient(doc(c, 0, "s-01", g1)).connect()
+    chat = await LiveClient(live(c, 1, "s-01", g1)).connect()
+    parent = await YClient(doc(c, 1, "p-01", CLASS)).connect()
+    await typing.type("Avant l'import. ")
+    closes = {
+        name: asyncio.create_task(client.wait_closed(5))
+        for name, client in (("doc", typing), ("chat", chat), ("parent", parent))
+    }
+    async with httpx.AsyncClient(base_url=c.nodes[2].http_url, timeout=60) as http:
+        started = time.monotonic()
+        r = await http.post(
+            "/api/admin/roster/import",
+            content=json.dumps(roster),
+            headers={
+                "Authorization": f"Bearer {c.token('a-admin')}",
+                "Content-Type": "application/json",
+            },
+        )
+    assert r.status_code == 200, r.text
+    lowered = {lw["user_id"] for lw in r.json()["lowered"]}
+    assert {"s-01", "p-01"} <= lowered
+    codes = {name: await task for name, task in closes.items()}
+    took = time.monotonic() - started
+    assert codes == {"doc": 4403, "chat": 4403, "parent": 4403}, codes
+    assert took < 2 + 1, f"{took:.2f} s (the import itself included)"
+    moved = await YClient(doc(c, 0, "s-01", g2)).connect()
+    await moved.close()
+    print(f"\nimport on node-3 → 3 sockets on node-1/node-2 closed: {took * 1000:.0f} ms")
+
+
+async def test_a_cli_import_reaches_the_running_nodes_through_redis(
+    three_nodes: Cluster, tmp_path: Path
+) -> None:
+    """`atelier roster import` is a process of its own: it tells the nodes through Redis."""
+    c = three_nodes
+    exported = tmp_path / "roster.json"
+    c.nodes[0].cli("roster", "export", str(exported))
+    roster = json.loads(exported.read_text())
+    roster["memberships"].remove({"user": "s-02", "room": f"{CLASS}-g1"})
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(roster))
+    typing = await YClient(doc(c, 1, "s-02", f"{CLASS}-g1")).connect()
+    closed = asyncio.create_task(typing.wait_closed(10))
+    out = await asyncio.to_thread(c.nodes[2].cli, "roster", "import", str(changed))
+    assert "sent to every node" in out, out
+    assert await closed == 4403
