@@ -1,5 +1,6 @@
 """REST for a class's project groups, by its teachers ("Gérer les groupes"): list, create,
-rename, archive, and move students between groups. Each change that lowers someone's
+rename, archive, and move students between groups (each one in the audit trail). Each
+change that lowers someone's
 access (a student leaving a group, a group archived) is revoked live on every node
 (server/revocation/): the student's sockets on the group they left close with 4403
 within a bus round trip.
@@ -102,7 +103,7 @@ async def class_groups(request: Request) -> Response:
         name = _name(await _json(request))
     except ValueError as exc:
         return error(400, "bad_request", str(exc))
-    group = await ctx.groups.create(class_id, name)
+    group = await ctx.groups.create(class_id, name, actor=caller.user.id, node=ctx.settings.node_id)
     log.info("group %s created in %s by %s", group.id, class_id, caller.user.id)
     return JSONResponse({"group": _group_json(group, {})}, status_code=201)
 
@@ -144,7 +145,9 @@ async def group(request: Request) -> Response:
             raise ValueError("archived: true or false")
     except ValueError as exc:
         return error(400, "bad_request", str(exc))
-    await ctx.groups.update(group_id, name=name, archived=archived)
+    await ctx.groups.update(
+        group_id, name=name, archived=archived, actor=caller.user.id, node=ctx.settings.node_id
+    )
     class_id = caller.room.class_id
     found = next(g for g in await ctx.groups.of_class(class_id) if g.id == group_id)
     if archived is not None:
@@ -194,7 +197,9 @@ async def moves(request: Request) -> Response:
             raise ValueError("to: this group is archived")
     except ValueError as exc:
         return error(400, "bad_request", str(exc))
-    moved = await ctx.groups.move(class_id, student, to)
+    moved = await ctx.groups.move(
+        class_id, student, to, actor=caller.user.id, node=ctx.settings.node_id
+    )
     log.info("%s moved from %s to %s by %s", student, moved.left, to, caller.user.id)
     await ctx.revocations.users([student], "moved to another group")
     return JSONResponse(

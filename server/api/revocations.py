@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from server.api.rest import error, user_of
 from server.context import AppContext
+from server.persistence.audit import record
+from server.persistence.db import writer
 from server.types import Role
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,15 @@ async def revoke(request: Request) -> Response:
         closed = await revocations.end_session(value, float(until), "session revoked")
     else:
         closed = await revocations.users([value], "revoked by an administrator")
+    async with writer(ctx.engine).begin() as conn:
+        await record(
+            conn,
+            actor=caller.id,
+            node=ctx.settings.node_id,
+            action=f"revoke.{kind}",
+            target=value,
+            detail={"until": until if kind != "user" else None, "closed_here": closed},
+        )
     log.info("admin %s revoked a %s", caller.id, kind)
     return JSONResponse({"revoked": kind, "closed_here": closed})
 

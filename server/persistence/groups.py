@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.persistence.audit import record
 from server.persistence.db import writer
 from server.persistence.models import (
     class_group_t,
@@ -81,8 +82,9 @@ class GroupStore:
             )
             return list(rows.scalars())
 
-    async def create(self, class_id: str, name: str) -> GroupRow:
-        """A new group ``{class_id}-g{n}``, n the first number no group of the class used."""
+    async def create(self, class_id: str, name: str, *, actor: str, node: str) -> GroupRow:
+        """A new group ``{class_id}-g{n}``, n the first number no group of the class used.
+        Every change here writes its audit row in the same transaction."""
         async with self._writer.begin() as conn:
             exists = await conn.scalar(
                 sa.select(school_class_t.c.id).where(school_class_t.c.id == class_id)
@@ -101,10 +103,24 @@ class GroupStore:
             await conn.execute(
                 class_group_t.insert().values(id=group_id, class_id=class_id, name=name)
             )
+            await record(
+                conn,
+                actor=actor,
+                node=node,
+                action="group.create",
+                target=group_id,
+                detail={"class": class_id, "name": name},
+            )
         return GroupRow(group_id, class_id, name, False, ())
 
     async def update(
-        self, group_id: str, *, name: str | None = None, archived: bool | None = None
+        self,
+        group_id: str,
+        *,
+        actor: str,
+        node: str,
+        name: str | None = None,
+        archived: bool | None = None,
     ) -> bool:
         values: dict[str, object] = {}
         if name is not None:
@@ -117,9 +133,19 @@ class GroupStore:
             result = await conn.execute(
                 class_group_t.update().where(class_group_t.c.id == group_id).values(**values)
             )
+            await record(
+                conn,
+                actor=actor,
+                node=node,
+                action="group.update",
+                target=group_id,
+                detail={"name": name, "archived": archived},
+            )
             return bool(result.rowcount)
 
-    async def move(self, class_id: str, student_id: str, to: str | None) -> Moved:
+    async def move(
+        self, class_id: str, student_id: str, to: str | None, *, actor: str, node: str
+    ) -> Moved:
         """Out of every group of the class, into ``to`` (a group of the same class), or
         into none. One transaction: the student is never in two groups at once."""
         async with self._writer.begin() as conn:
@@ -149,4 +175,12 @@ class GroupStore:
                 )
                 if already is None:
                     await conn.execute(membership_t.insert().values(user_id=student_id, room_id=to))
+            await record(
+                conn,
+                actor=actor,
+                node=node,
+                action="group.move",
+                target=student_id,
+                detail={"class": class_id, "left": list(left), "joined": to},
+            )
         return Moved(student_id, left, to)

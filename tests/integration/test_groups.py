@@ -8,6 +8,8 @@ Python clients over real sockets: y-websocket docs (pycrdt) and room channels (m
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -137,6 +139,17 @@ async def test_a_move_closes_the_old_groups_sockets_at_once_and_opens_the_new(
         assert f"{CLASS}-g2" in rooms and f"{CLASS}-g1" not in rooms
     for client in (classmate, mate_doc, class_room, new_group):
         await client.close()
+    # The move is in the audit trail: who, when, what, from which node.
+    with sqlite3.connect(server.data_dir / "atelier.db") as db:
+        rows = db.execute(
+            "SELECT actor, action, target, detail FROM audit WHERE action = 'group.move'"
+        ).fetchall()
+    assert len(rows) == 1 and rows[0][:3] == ("t-martin", "group.move", "s-01")
+    assert json.loads(rows[0][3]) == {
+        "class": CLASS,
+        "left": [f"{CLASS}-g1"],
+        "joined": f"{CLASS}-g2",
+    }
 
 
 async def test_an_archived_group_is_read_only_for_its_students(server: AtelierServer) -> None:
