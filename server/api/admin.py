@@ -155,6 +155,46 @@ async def roster_import(request: Request) -> Response:
     return JSONResponse(report.to_json(), status_code=409 if report.refused else 200)
 
 
+#: Settings shown to admins as "set" / "unset" only: keys, or URLs that may hold a password.
+HIDDEN = ("secret", "password", "database_url", "redis_url")
+
+
+async def settings_view(request: Request) -> Response:
+    """
+    ---
+    summary: This node's settings, for admins (read-only; secrets shown as set or unset).
+    description: >-
+      Every ATELIER_ setting with its value and its description (server/config.py). A
+      key, a secret, or a URL that may carry a password is shown only as "set" or
+      "unset". Changing a setting is a deployment's business (environment), not this
+      endpoint's.
+    responses:
+      200:
+        description: '{"node": id, "settings": [{name, value, description}]}'
+      403:
+        description: Not an admin.
+    """
+    user = await user_of(request)
+    if isinstance(user, JSONResponse):
+        return user
+    if user.role is not Role.ADMIN:
+        return error(403, "forbidden", "admins only")
+    ctx: AppContext = request.app.state.ctx
+    settings = ctx.settings
+    out = []
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if any(word in name for word in HIDDEN):
+            value = "set" if value else "unset"
+        elif not isinstance(value, str | int | float | bool | type(None)):
+            value = str(value)
+        out.append(
+            {"name": f"ATELIER_{name.upper()}", "value": value, "description": field.description}
+        )
+    return JSONResponse({"node": settings.node_id, "settings": out})
+
+
 routes = [
     Route("/api/admin/roster/import", roster_import, methods=["POST"]),
+    Route("/api/admin/settings", settings_view, methods=["GET"]),
 ]

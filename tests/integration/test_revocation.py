@@ -98,3 +98,30 @@ async def test_revoked_tokens_and_sessions_are_refused_and_their_sockets_close(
         if server.proc is not None and server.proc.poll() is None:
             server.stop()
         ent.stop()
+
+
+async def test_admins_read_the_settings_without_their_secrets(tmp_path: Path) -> None:
+    server = make_server(tmp_path, ATELIER_ENT_WEBHOOK_SECRET="a-webhook-secret-0123")
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=10) as http:
+            r = await http.get(
+                "/api/admin/settings",
+                headers={"Authorization": f"Bearer {server.token('a-admin')}"},
+            )
+            assert r.status_code == 200, r.text
+            shown = {s["name"]: s for s in r.json()["settings"]}
+            assert shown["ATELIER_JWT_SECRET"]["value"] == "set"
+            assert shown["ATELIER_ENT_WEBHOOK_SECRET"]["value"] == "set"
+            assert shown["ATELIER_DATABASE_URL"]["value"] == "set"
+            assert shown["ATELIER_ROSTER_CACHE_S"]["value"] == 30
+            assert shown["ATELIER_ROSTER_CACHE_S"]["description"]
+            assert SECRET not in r.text and "a-webhook-secret-0123" not in r.text
+            for user in ("t-martin", "s-01", "p-01"):
+                r = await http.get(
+                    "/api/admin/settings",
+                    headers={"Authorization": f"Bearer {server.token(user)}"},
+                )
+                assert r.status_code == 403
+    finally:
+        server.stop()
