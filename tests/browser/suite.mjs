@@ -558,6 +558,31 @@ async function main () {
     await student.context.close()
   })
 
+  // "Administration": an admin checks a roster file dry (the diff by kind), and reads the
+  // settings without their secrets. Nothing is imported (later scenarios keep the roster).
+  await scenario('admin', async () => {
+    const admin = await newUser('a-admin')
+    const ap = admin.page
+    await ap.locator('#spaces-admin').click()
+    await ap.getByRole('heading', { level: 1, name: 'Administration' }).waitFor()
+    const roster = [
+      'kind,id,name,role,school,class,user,room,parent,student',
+      'school,demo,Lycée Jean Moulin,,,,,,,',
+      'class,2nde-a,Seconde A,,demo,,,,,',
+      'user,a-admin,Administration,admin,,,,,,'
+    ].join('\n')
+    await ap.locator('#roster-file').setInputFiles({ name: 'annuaire.csv', mimeType: 'text/csv', buffer: Buffer.from(roster) })
+    await ap.locator('#roster-check').click()
+    // Nearly every user would go: the check says so, and refuses it without "Forcer".
+    await ap.locator('#roster-result [data-status="refused"]').waitFor()
+    const removed = await ap.locator('#roster-diff tr[data-kind="users"] td').nth(2).innerText()
+    assert(Number(removed.replace(/\s/g, '')) > 60, `users removed: ${removed}`)
+    const secret = await ap.locator('.settings-table tr', { hasText: 'ATELIER_JWT_SECRET' }).locator('td').first().innerText()
+    assert(secret === 'set', `the secret shows as ${secret}`)
+    await axe(ap, 'administration')
+    await admin.context.close()
+  })
+
   await scenario('no_token_in_console', async () => {
     assert(consoleProblems.length === 0, consoleProblems.join('\n'))
   })

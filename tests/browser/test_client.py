@@ -75,6 +75,7 @@ SCENARIOS = [
     "history_panel",
     "assignment_story",
     "manage_groups",
+    "admin",
     "no_token_in_console",
 ]
 
@@ -235,6 +236,7 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "notifications",
         "todo (parent)",
         "manage groups",
+        "administration",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [

@@ -42,8 +42,9 @@ export async function renderSpaces (main) {
         h('ul', { class: 'space-grid' }, groups.map((g) => roomCard(g)))))
     }
   }
-  const todoLink = (me.role === 'student' || me.role === 'parent') && h('p', { class: 'actions' },
+  const todoLink = (me.role === 'student' || me.role === 'parent') ? h('p', { class: 'actions' },
     h('a', { class: 'btn btn-primary', href: '#/todo', id: 'spaces-todo' }, me.role === 'parent' ? t('nav.children') : t('nav.todo')))
+    : me.role === 'admin' && h('p', { class: 'actions' }, h('a', { class: 'btn btn-primary', href: '#/admin', id: 'spaces-admin' }, t('nav.admin')))
   main.replaceChildren(
     h('div', { class: 'page' },
       h('h1', { tabindex: '-1' }, t('spaces.title')),
