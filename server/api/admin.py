@@ -20,11 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.rest import error, user_of
+from server.api.rest import admin_of, error
 from server.context import AppContext
 from server.roster import formats
 from server.roster.importer import import_roster
-from server.types import Role
 
 _TYPES: dict[str, formats.Format] = {
     "text/csv": "csv",
@@ -103,11 +102,9 @@ async def roster_import(request: Request) -> Response:
       415:
         description: Not text/csv or application/json.
     """
-    user = await user_of(request)
+    user = await admin_of(request, "only an admin may import the roster")
     if isinstance(user, JSONResponse):
         return user
-    if user.role is not Role.ADMIN:
-        return error(403, "forbidden", "only an admin may import the roster")
     ctx: AppContext = request.app.state.ctx
     dry_run, force = _flag(request, "dry_run"), _flag(request, "force")
     if dry_run is None or force is None:
@@ -174,11 +171,9 @@ async def settings_view(request: Request) -> Response:
       403:
         description: Not an admin.
     """
-    user = await user_of(request)
+    user = await admin_of(request)
     if isinstance(user, JSONResponse):
         return user
-    if user.role is not Role.ADMIN:
-        return error(403, "forbidden", "admins only")
     ctx: AppContext = request.app.state.ctx
     settings = ctx.settings
     out = []

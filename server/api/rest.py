@@ -60,6 +60,16 @@ class Caller:
     access: RoomAccess
 
 
+async def admin_of(request: Request, refusal: str = "admins only") -> UserInfo | JSONResponse:
+    """The authenticated caller if they are an admin, or the error to return (401, 403)."""
+    user = await user_of(request)
+    if isinstance(user, JSONResponse):
+        return user
+    if user.role is not Role.ADMIN:
+        return error(403, "forbidden", refusal)
+    return user
+
+
 async def in_room(
     request: Request,
     room_id: str,

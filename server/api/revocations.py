@@ -13,11 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.rest import error, user_of
+from server.api.rest import admin_of, error
 from server.context import AppContext
 from server.persistence.audit import record
 from server.persistence.db import writer
-from server.types import Role
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +54,9 @@ async def revoke(request: Request) -> Response:
       403:
         description: Not an admin.
     """
-    caller = await user_of(request)
+    caller = await admin_of(request)
     if isinstance(caller, JSONResponse):
         return caller
-    if caller.role is not Role.ADMIN:
-        return error(403, "forbidden", "admins only")
     ctx: AppContext = request.app.state.ctx
     try:
         try:
