@@ -453,6 +453,34 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- metrics (server/metrics/, docs/operations.md "Metrics") ---
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port of the node's own metrics listener (GET /metrics, Prometheus text "
+            "format, no authentication): never the port the load balancer forwards. "
+            "Unset: no listener. Several nodes on one machine need one port each."
+        ),
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address the metrics listener binds: 127.0.0.1 lets only this machine scrape; "
+            "in a cluster, the private interface Prometheus reaches (never a public one)."
+        ),
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=32,
+        description=(
+            "When set, /metrics is also served on the serving port to a request bearing "
+            "`Authorization: Bearer <this token>` (at least 32 characters). Unset: "
+            "/metrics on the serving port answers 404, whoever asks."
+        ),
+    )
+
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
         if bool(self.oidc_issuer) != bool(self.oidc_client_id):

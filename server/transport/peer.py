@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
+from server import metrics
 from server.transport.codes import DISCARD_QUEUE, Close
 from server.types import RoomAccess, UserId
 
@@ -150,6 +151,7 @@ class Peer:
             return
         self._to(PeerState.CLOSING)
         self.close_code = code
+        metrics.closed(code)
         if self.state is PeerState.JOINED and code in DISCARD_QUEUE:
             self._queue.clear()
         self._close = (code, reason)
