@@ -165,6 +165,9 @@ class Peer:
             if self.state is not PeerState.CLOSING:
                 self._to(PeerState.CLOSING)
                 self.close_code = code
+                if code == Close.TOO_BIG:
+                    # uvicorn closed it (a frame over the limit) before we saw the frame.
+                    metrics.closed(code)
             self._to(PeerState.CLOSED)
         self._queue.clear()
         if self._wake is not None:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.sync.messages import update_frame
 from tests.support.liveclient import LiveClient
 from tests.support.receiver import Receiver
 from tests.support.server import AtelierServer, free_port, make_server
@@ -116,6 +117,9 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
         wait_synced=False
     )
     assert await intruder.wait_closed() == 4401
+    big = await YClient(yjs(node, "s-03", room, doc)).connect()  # default limit: 2 MiB
+    await big.send_raw(update_frame(b"\x00" * (2 * 1024 * 1024 + 16)))
+    assert await big.wait_closed() == 1009
     due = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     async with httpx.AsyncClient(
         base_url=node.http_url,
@@ -163,6 +167,8 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
     assert moved("atelier_writer_commit_seconds_count") >= 1
     assert moved("atelier_bus_publish_lag_seconds_count") >= 1
     assert moved("atelier_socket_closes_total", code="4401") == 1
+    assert moved("atelier_socket_closes_total", code="1009") == 1
+    assert moved("atelier_socket_closes_total", code="4403") == 0
     assert moved("atelier_chat_posts_total", role="student") == 1
     assert moved("atelier_chat_posts_total", role="teacher") == 0
     assert moved("atelier_notifications_total", channel="feed", outcome="sent") >= 31
