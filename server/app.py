@@ -85,6 +85,11 @@ def create_app(settings: Settings | None = None) -> Edge:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # First, so that a metrics port already taken stops the node before anything runs.
+        listener = None
+        if settings.metrics_port is not None:
+            listener = MetricsListener(settings.metrics_host, settings.metrics_port)
+            await listener.start()
         secret = settings.resolved_jwt_secret()
         verifier = Verifier.from_settings(settings, secret)
         await verifier.start()  # the ENT's keys, when JWKS_URL is set (never fatal)
@@ -160,10 +165,6 @@ def create_app(settings: Settings | None = None) -> Edge:
         app.state.ctx = ctx
         readings = metrics_api.readings(ctx)
         node_metrics.bind(readings)
-        listener = None
-        if settings.metrics_port is not None:
-            listener = MetricsListener(settings.metrics_host, settings.metrics_port)
-            await listener.start()
         log.info("node %s ready", settings.node_id)
         try:
             yield

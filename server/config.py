@@ -11,7 +11,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -480,6 +480,12 @@ class Settings(BaseSettings):
             "/metrics on the serving port answers 404, whoever asks."
         ),
     )
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        # `ATELIER_METRICS_TOKEN=` (compose's `${VAR:-}`) means no token, not a short one.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:

@@ -287,3 +287,14 @@ async def test_every_dashboard_expression_names_an_exported_metric(node: Atelier
     shown = {n for n in named if n.startswith("atelier_")}
     unshown = sorted(f for f in ours if not any(s.startswith(f) for s in shown))
     assert unshown == [], f"metrics no panel shows: {unshown}"
+
+
+def test_a_metrics_port_already_taken_stops_the_node(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = make_server(tmp_path, ATELIER_METRICS_PORT=str(port))
+        with pytest.raises(RuntimeError, match="exited early"):
+            server.start()
+        assert "address already in use" in server.log().lower()
