@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,8 +33,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "atelier.json"
 WEBHOOK_SECRET = "ent-webhook-secret-for-the-metrics-tests"
-#: Made once per module run, never at collection; only this test's node knows it.
-TOKEN = "metrics-" + secrets.token_hex(24)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -50,7 +49,7 @@ def node(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterat
     server = make_server(
         tmp_path_factory.mktemp("metrics"),
         ATELIER_METRICS_PORT=str(free_port()),
-        ATELIER_METRICS_TOKEN=TOKEN,
+        ATELIER_METRICS_TOKEN="metrics-" + secrets.token_hex(24),  # made here, not at collection
         ATELIER_ENT_WEBHOOK_URL=receiver.url,
         ATELIER_ENT_WEBHOOK_SECRET=WEBHOOK_SECRET,
         ATELIER_WEBHOOK_MAX_BACKOFF_S="1",
@@ -117,6 +116,18 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
         wait_synced=False
     )
     assert await intruder.wait_closed() == 4401
+    # An admin revokes the token of a socket: it closes with 4401 too.
+    stolen = node.token("s-04")
+    revoked = await YClient(yjs(node, "s-04", room, doc, token=stolen)).connect()
+    jti = jwt.decode(stolen, options={"verify_signature": False})["jti"]
+    async with httpx.AsyncClient(base_url=node.http_url, timeout=20) as http:
+        r = await http.post(
+            "/api/admin/revocations",
+            json={"jti": jti},
+            headers={"Authorization": f"Bearer {node.token('a-admin')}"},
+        )
+    assert r.status_code == 200 and r.json()["closed_here"] == 1, r.text
+    assert await revoked.wait_closed() == 4401
     big = await YClient(yjs(node, "s-03", room, doc)).connect()  # default limit: 2 MiB
     await big.send_raw(update_frame(b"\x00" * (2 * 1024 * 1024 + 16)))
     assert await big.wait_closed() == 1009
@@ -166,7 +177,9 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
     assert moved("atelier_writer_committed_updates_total") >= 7
     assert moved("atelier_writer_commit_seconds_count") >= 1
     assert moved("atelier_bus_publish_lag_seconds_count") >= 1
-    assert moved("atelier_socket_closes_total", code="4401") == 1
+    assert moved("atelier_socket_closes_total", code="4401") == 2  # the intruder, the revoked
+    assert moved("atelier_revocations_total", outcome="closed") == 1
+    assert moved("atelier_revocations_total", outcome="regraded") == 0
     assert moved("atelier_socket_closes_total", code="1009") == 1
     assert moved("atelier_socket_closes_total", code="4403") == 0
     assert moved("atelier_chat_posts_total", role="student") == 1
@@ -190,11 +203,12 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
 
 async def test_the_serving_port_answers_the_token_bearer_only(node: AtelierServer) -> None:
     url = f"{node.http_url}/metrics"
+    token = node.extra_env["ATELIER_METRICS_TOKEN"]
     async with httpx.AsyncClient(timeout=10) as http:
         anonymous = await http.get(url)
-        wrong = await http.get(url, headers={"Authorization": "Bearer " + "x" * len(TOKEN)})
-        basic = await http.get(url, headers={"Authorization": f"Basic {TOKEN}"})
-        right = await http.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        wrong = await http.get(url, headers={"Authorization": "Bearer " + "x" * len(token)})
+        basic = await http.get(url, headers={"Authorization": f"Basic {token}"})
+        right = await http.get(url, headers={"Authorization": f"Bearer {token}"})
     for refused in (anonymous, wrong, basic):
         assert refused.status_code == 401
         assert refused.json()["error"] == "unauthenticated"
