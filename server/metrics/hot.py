@@ -95,7 +95,8 @@ class HotCollector(Collector):
         t = TRAFFIC
         updates = CounterMetricFamily(
             "atelier_doc_updates_received",
-            "Yjs updates integrated into this node's docs, by origin (a socket, the bus).",
+            "Yjs updates integrated into this node's docs, by origin (client: a socket "
+            "here or a change made on a user's behalf; bus: another node).",
             labels=["origin"],
         )
         updates.add_metric(["client"], t.client_updates)
