@@ -19,6 +19,7 @@ from server.api import assignments as assignments_api
 from server.api import auth as auth_api
 from server.api import groups as groups_api
 from server.api import health, rest
+from server.api import metrics as metrics_api
 from server.api import notifications as notifications_api
 from server.api import progress as progress_api
 from server.api import revocations as revocations_api
@@ -34,6 +35,8 @@ from server.bus.watch import NodeWatch
 from server.config import Settings, get_settings
 from server.context import AppContext
 from server.live.hub import LiveHub
+from server.metrics import node as node_metrics
+from server.metrics.listener import MetricsListener
 from server.notifications.feed import Notifier
 from server.notifications.webhook import Webhook
 from server.persistence.assignments import AssignmentStore
@@ -82,6 +85,11 @@ def create_app(settings: Settings | None = None) -> Edge:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # First, so that a metrics port already taken stops the node before anything runs.
+        listener = None
+        if settings.metrics_port is not None:
+            listener = MetricsListener(settings.metrics_host, settings.metrics_port)
+            await listener.start()
         secret = settings.resolved_jwt_secret()
         verifier = Verifier.from_settings(settings, secret)
         await verifier.start()  # the ENT's keys, when JWKS_URL is set (never fatal)
@@ -155,11 +163,16 @@ def create_app(settings: Settings | None = None) -> Edge:
         sessions.on_end.append(revocations.session_ended_here)
         revocations.recheck = functools.partial(recheck, ctx)
         app.state.ctx = ctx
+        readings = metrics_api.readings(ctx)
+        node_metrics.bind(readings)
         log.info("node %s ready", settings.node_id)
         try:
             yield
         finally:
             ctx.draining = True
+            if listener is not None:
+                await listener.close()
+            node_metrics.unbind(readings)
             await watch.close()
             await sessions.close()
             if webhook is not None:
@@ -178,6 +191,7 @@ def create_app(settings: Settings | None = None) -> Edge:
     routes: list[BaseRoute] = [
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
+        Route("/metrics", metrics_api.metrics),
         *rest.routes,
         *auth_api.routes,
         *progress_api.routes,

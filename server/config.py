@@ -11,7 +11,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -452,6 +452,40 @@ class Settings(BaseSettings):
             "itself. Behind nginx set it to nginx's address."
         ),
     )
+
+    # --- metrics (server/metrics/, docs/operations.md "Metrics") ---
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port of the node's own metrics listener (GET /metrics, Prometheus text "
+            "format, no authentication): never the port the load balancer forwards. "
+            "Unset: no listener. Several nodes on one machine need one port each."
+        ),
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address the metrics listener binds: 127.0.0.1 lets only this machine scrape; "
+            "in a cluster, the private interface Prometheus reaches (never a public one)."
+        ),
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=32,
+        description=(
+            "When set, /metrics is also served on the serving port to a request bearing "
+            "`Authorization: Bearer <this token>` (at least 32 characters). Unset: "
+            "/metrics on the serving port answers 404, whoever asks."
+        ),
+    )
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        # `ATELIER_METRICS_TOKEN=` (compose's `${VAR:-}`) means no token, not a short one.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:

@@ -153,7 +153,7 @@ async def roster_import(request: Request) -> Response:
 
 
 #: Settings shown to admins as "set" / "unset" only: keys, or URLs that may hold a password.
-HIDDEN = ("secret", "password", "database_url", "redis_url")
+HIDDEN = ("secret", "password", "database_url", "redis_url", "metrics_token")
 
 
 async def settings_view(request: Request) -> Response:

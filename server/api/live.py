@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from server import metrics
 from server.api.sockets import admit, frame_bucket, refuse, settle
 from server.context import AppContext
 from server.live import protocol
@@ -153,6 +154,7 @@ async def _post(ctx: AppContext, room: LiveRoom, conn: LiveConn, frame: Frame, r
     if isinstance(text, tuple):
         return _error(conn, text[0], ref, text[1])
     message = await ctx.chat.post(room.room_id, conn.user_id, conn.user_name, conn.user_role, text)
+    metrics.posted(conn.user_role)
     room.posted(message.to_wire())
     _ok(conn, ref, id=message.id, seq=message.seq)
 

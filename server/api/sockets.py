@@ -95,7 +95,9 @@ async def admit(
         return None
     peer.authorise(UserId(user.id), access)
     sock.forget_handshake()
-    held = ctx.sockets.add(Held(peer, user.id, room_id, doc_name, claims.sid, claims.jti, denied))
+    held = ctx.sockets.add(
+        Held(peer, user.id, room_id, doc_name, claims.sid, claims.jti, denied, str(user.role))
+    )
     return Admitted(peer, user, info, access, held)
 
 

@@ -17,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 
+from server import metrics
 from server.bus.base import Bus
 from server.types import NodeId
 
 log = logging.getLogger(__name__)
 
-#: (target node, or None for a publish to the topic; topic; kind; payload)
-_Out = tuple[NodeId | None, str, str, bytes]
+#: (target node, or None for a publish to the topic; topic; kind; payload; when queued,
+#: time.monotonic(): the publish lag that /metrics reports)
+_Out = tuple[NodeId | None, str, str, bytes, float]
 
 
 class Outbox:
@@ -41,18 +44,24 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._out)
 
+    def oldest_age(self) -> float:
+        """Seconds the oldest queued message has waited; 0 when the queue is empty."""
+        out = self._out
+        return time.monotonic() - out[0][4] if out else 0.0
+
     def publish(self, topic: str, kind: str, payload: bytes) -> None:
         """To every other node subscribed to ``topic``."""
-        self._push((None, topic, kind, payload))
+        self._push((None, topic, kind, payload, time.monotonic()))
 
     def send_to(self, node: NodeId, topic: str, kind: str, payload: bytes) -> None:
         """To one node, about ``topic``."""
-        self._push((node, topic, kind, payload))
+        self._push((node, topic, kind, payload, time.monotonic()))
 
     def _push(self, item: _Out) -> None:
         out = self._out
         if len(out) == out.maxlen:
             log.warning("bus outbox full: dropping its oldest message (repaired later)")
+            metrics.BUS_DROPPED.inc()
         out.append(item)
         self._idle.clear()
         self._wake.set()
@@ -77,18 +86,21 @@ class Outbox:
             await self._wake.wait()
             self._wake.clear()
             while out:
+                # One observation per batch: the wait of its oldest message.
+                metrics.BUS_PUBLISH_LAG.observe(time.monotonic() - out[0][4])
                 batch: list[tuple[str, str, bytes]] = []
                 while out and out[0][0] is None and len(batch) < self.max_batch:
-                    _, topic, kind, payload = out.popleft()
+                    _, topic, kind, payload, _queued = out.popleft()
                     batch.append((topic, kind, payload))
                 try:
                     if batch:
                         await self.bus.publish_many(batch)
                     else:
-                        target, topic, kind, payload = out.popleft()
+                        target, topic, kind, payload, _queued = out.popleft()
                         assert target is not None
                         await self.bus.send_to(target, topic, kind, payload)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    metrics.BUS_SEND_FAILURES.inc()
                     log.warning("bus send failed (%s); repaired later", type(exc).__name__)

@@ -31,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from server import metrics
 from server.bus.base import Envelope, Handler, ReconnectHook
 from server.types import NodeId
 
@@ -169,6 +170,7 @@ class RedisBus:
                 self.connected.set()
                 if not first:
                     log.info("bus reconnected to Redis (%d channels)", len(self._subscribed))
+                    metrics.BUS_RECONNECTS.inc()
                     await self._run_hooks()
                 first = False
                 backoff = 0.1

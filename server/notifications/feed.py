@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from server import metrics
 from server.persistence.models import utcnow
 from server.persistence.notifications import NotificationRow, NotificationStore
 
@@ -73,7 +74,12 @@ class Notifier:
                     "created_at": now,
                 }
             )
-        await self.store.add(rows, outbox=self.outbox)
+        try:
+            await self.store.add(rows, outbox=self.outbox)
+        except Exception:
+            metrics.FEED_FAILED.inc(len(rows))
+            raise
+        metrics.FEED_SENT.inc(len(rows))
         made = [NotificationRow.of(r, read=False) for r in rows]
         if self.on_written is not None and self.outbox:
             self.on_written()

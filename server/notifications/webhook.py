@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from server import metrics
 from server.config import Settings
 from server.persistence.notifications import NotificationRow, NotificationStore
 
@@ -150,7 +151,9 @@ class Webhook:
             except httpx.HTTPError as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
         if ok:
+            metrics.WEBHOOK_SENT.inc()
             return n.id
+        metrics.WEBHOOK_FAILED.inc()  # one failed try; the row is retried later
         try:
             wait = backoff_s(item["attempts"], self.settings.webhook_max_backoff_s)
             log.warning(

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
+
+from server import metrics
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +116,19 @@ class UpdateWriter:
             while self._queue:
                 n = min(len(self._queue), self._max_batch)
                 batch = [self._queue[i] for i in range(n)]
+                started = time.perf_counter()
                 try:
                     await self._store.append(batch)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    metrics.WRITER_FAILURES.inc()
                     log.exception("database append failed; %d updates kept for retry", n)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
+                metrics.WRITER_COMMIT_SECONDS.observe(time.perf_counter() - started)
+                metrics.WRITER_COMMITTED.inc(n)
                 backoff = 0.05
                 for _ in range(n):
                     room_id, doc_name, _update, _author = self._queue.popleft()

@@ -28,6 +28,13 @@ class Held:
     #: The frame sent before a 4403 (y-protocols' "permission denied"), if the protocol
     #: has one.
     denied: Callable[[str], bytes] | None = field(default=None, repr=False)
+    #: The user's role when admitted (what /metrics counts sockets by).
+    role: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        """``yjs`` (a doc) or ``live`` (a room channel)."""
+        return "live" if self.doc_name is None else "yjs"
 
 
 def _keys(held: Held) -> list[str]:
@@ -68,6 +75,14 @@ class SocketIndex:
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._by_user.values())
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(endpoint, role, sockets) for every pair that has any: read at scrape time."""
+        tally: dict[tuple[str, str], int] = {}
+        for held in (h for found in self._by_user.values() for h in found):
+            key = (held.endpoint, held.role)
+            tally[key] = tally.get(key, 0) + 1
+        return [(endpoint, role, n) for (endpoint, role), n in tally.items()]
 
 
 def _drop(index: dict[str, set[Held]], key: str, held: Held) -> None:

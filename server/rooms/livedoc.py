@@ -12,6 +12,7 @@ import enum
 
 from pycrdt import Doc
 
+from server.metrics.hot import TRAFFIC
 from server.sync.awareness import AwarenessTable
 from server.sync.replica import Replica
 from server.sync.session import DocSession
@@ -98,6 +99,11 @@ class LiveDoc:
         return session.closing() if session is not None else None
 
     def fan_out(self, frame: bytes, exclude: PeerHandle | None = None) -> None:
-        for peer in self.sessions:
+        sessions = self.sessions
+        for peer in sessions:
             if peer is not exclude:
                 peer.send(frame)
+        # Counted once per fan-out, not per socket (server/metrics/hot.py).
+        n = len(sessions) - (exclude is not None and exclude in sessions)
+        TRAFFIC.frames_out += n
+        TRAFFIC.bytes_out += n * len(frame)

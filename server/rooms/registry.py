@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
+from server.metrics.hot import APPLY_BUS, APPLY_CLIENT, FANOUT_BUS, FANOUT_CLIENT, TRAFFIC
 from server.persistence.docs import Fold, StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
@@ -220,10 +221,12 @@ class RoomRegistry:
         """Handle one client frame. Raises ProtocolError (close 4400)."""
         access = peer.access
         writable = access is not None and access.doc_access(live.locked) is DocAccess.WRITE
-        out = session.receive(data, writable=writable, now=time.monotonic())
+        now = time.monotonic()
+        out = session.receive(data, writable=writable, now=now)
         for reply in out.reply:
             peer.send(reply)
         if out.update is not None:
+            APPLY_CLIENT.observe(time.monotonic() - now)  # decoded, checked, applied
             self.integrate(live, out.update, UpdateOrigin.CLIENT, out.broadcast, peer)
         if out.awareness is not None:
             assert out.awareness_payload is not None
@@ -250,18 +253,29 @@ class RoomRegistry:
         if origin is UpdateOrigin.CLIENT:
             if sender is not None:
                 author = sender.user_id  # never what a client claims
+            TRAFFIC.client_updates += 1
+            TRAFFIC.client_bytes += len(update)
+            started = time.monotonic()
             live.fan_out(frame or update_frame(update), exclude=sender)
+            FANOUT_CLIENT.observe(time.monotonic() - started)
             self.writer.enqueue(live.room_id, live.name, update, author)
             self.outbox.publish(live.topic, KIND_UPDATE, authored(author, update))
             live.log_size += 1
             if live.log_size >= self.settings.compact_after_updates and not live.compacting:
                 live.compacting = True  # claimed now; _compact sets it again
                 self._spawn(self._compact(live), name=f"compact {live.topic}")
-        else:
+        elif origin is UpdateOrigin.BUS:
+            TRAFFIC.bus_updates += 1
+            TRAFFIC.bus_bytes += len(update)
+            started = time.monotonic()
             live.replica.apply(update)
-            if origin is UpdateOrigin.BUS:
-                live.bus_updates += 1
-                live.fan_out(frame or update_frame(update))
+            applied = time.monotonic()
+            APPLY_BUS.observe(applied - started)
+            live.bus_updates += 1
+            live.fan_out(frame or update_frame(update))
+            FANOUT_BUS.observe(time.monotonic() - applied)
+        else:
+            live.replica.apply(update)  # the load: not traffic
         for watcher in self.watchers:
             watcher.integrated(live, update, origin, author)
 

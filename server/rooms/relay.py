@@ -34,6 +34,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from server import metrics
 from server.bus.base import Envelope
 from server.sync.messages import EMPTY_UPDATE, ProtocolError, awareness_frame, decode_awareness
 from server.types import NodeId, UpdateOrigin
@@ -97,6 +98,7 @@ class Relay:
             log.warning("bad state vector from node %s on %s", env.origin, live.topic)
             return
         if diff != EMPTY_UPDATE:
+            metrics.DIFF_SENT.inc()
             self.outbox.send_to(env.origin, live.topic, KIND_SYNC2, diff)
         if want_reply:
             self.outbox.send_to(env.origin, live.topic, KIND_SYNC1_REPLY, live.doc.get_state())
@@ -120,6 +122,7 @@ class Relay:
                 author, update = split_authored(env.payload)
                 self.registry.integrate(live, update, UpdateOrigin.BUS, author=author)
             elif kind == KIND_SYNC2:
+                metrics.DIFF_RECEIVED.inc()  # a peer held what this replica lacked
                 self.registry.integrate(live, env.payload, UpdateOrigin.BUS)
             elif kind == KIND_AWARENESS:
                 entries = decode_awareness(env.payload)

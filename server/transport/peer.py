@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
+from server import metrics
 from server.transport.codes import DISCARD_QUEUE, Close
 from server.types import RoomAccess, UserId
 
@@ -150,6 +151,7 @@ class Peer:
             return
         self._to(PeerState.CLOSING)
         self.close_code = code
+        metrics.closed(code)
         if self.state is PeerState.JOINED and code in DISCARD_QUEUE:
             self._queue.clear()
         self._close = (code, reason)
@@ -163,6 +165,9 @@ class Peer:
             if self.state is not PeerState.CLOSING:
                 self._to(PeerState.CLOSING)
                 self.close_code = code
+                if code == Close.TOO_BIG:
+                    # uvicorn closed it (a frame over the limit) before we saw the frame.
+                    metrics.closed(code)
             self._to(PeerState.CLOSED)
         self._queue.clear()
         if self._wake is not None:
