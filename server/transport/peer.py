@@ -149,10 +149,11 @@ class Peer:
         """Close after what is already queued; idempotent."""
         if self.state in (PeerState.CLOSING, PeerState.CLOSED):
             return
+        was_joined = self.state is PeerState.JOINED  # read before the move to CLOSING
         self._to(PeerState.CLOSING)
         self.close_code = code
         metrics.closed(code)
-        if self.state is PeerState.JOINED and code in DISCARD_QUEUE:
+        if was_joined and code in DISCARD_QUEUE:
             self._queue.clear()
         self._close = (code, reason)
         self._ensure_writer()
