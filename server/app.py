@@ -20,6 +20,7 @@ from server.api import auth as auth_api
 from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
+from server.api import privacy as privacy_api
 from server.api import progress as progress_api
 from server.api import revocations as revocations_api
 from server.api import works as works_api
@@ -46,6 +47,8 @@ from server.persistence.revoked import RevokedStore
 from server.persistence.roster import Roster
 from server.persistence.sessions import SessionStore
 from server.persistence.versions import VersionStore
+from server.privacy.erasure import Erasure
+from server.privacy.retention import Retention
 from server.progress.service import Progress
 from server.revocation.service import Revocations
 from server.revocation.sockets import SocketIndex
@@ -129,6 +132,18 @@ def create_app(settings: Settings | None = None) -> Edge:
             webhook.start()
         sessions = Sessions(settings, SessionStore(engine), bus, outbox)
         await sessions.start()
+        erasure = Erasure(
+            engine,
+            outbox,
+            progress,
+            sessions,
+            revocations,
+            settings.node_id,
+            settings.erasure_settle_s,
+        )
+        await erasure.start()
+        retention = Retention(settings, engine, settings.node_id)
+        retention.start()
         watch.start()
         ctx = AppContext(
             settings=settings,
@@ -149,7 +164,9 @@ def create_app(settings: Settings | None = None) -> Edge:
             verifier=verifier,
             sessions=sessions,
             ent=EntProvider(settings) if settings.oidc_enabled else None,
+            erasure=erasure,
         )
+        erasure.forget = ctx.forget
         revocations.forget = ctx.forget
         revocations.forget_all = ctx.forget_all
         sessions.on_end.append(revocations.session_ended_here)
@@ -161,6 +178,8 @@ def create_app(settings: Settings | None = None) -> Edge:
         finally:
             ctx.draining = True
             await watch.close()
+            await retention.close()
+            await erasure.close()
             await sessions.close()
             if webhook is not None:
                 await webhook.close()
@@ -187,6 +206,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *works_api.routes,
         *notifications_api.routes,
         *admin_api.routes,
+        *privacy_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:
