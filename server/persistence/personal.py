@@ -38,6 +38,7 @@ from server.persistence.models import (
     parent_link_t,
     unix,
     user_t,
+    utcnow,
     work_t,
 )
 
@@ -308,8 +309,11 @@ async def find_people(engine: AsyncEngine, text: str, limit: int = 20) -> list[d
 
 
 async def open_sessions(engine: AsyncEngine, user_id: str) -> list[str]:
+    """The user's sign-in sessions still open (not ended, not expired)."""
     query = sa.select(auth_session_t.c.id).where(
-        auth_session_t.c.user_id == user_id, auth_session_t.c.ended_at.is_(None)
+        auth_session_t.c.user_id == user_id,
+        auth_session_t.c.ended_at.is_(None),
+        auth_session_t.c.expires_at > utcnow(),
     )
     async with engine.connect() as conn:
         return list(await conn.scalars(query))

@@ -1,6 +1,7 @@
 """Retention: each data class deleted past its RETENTION_*_DAYS, once across nodes.
 
-Every node runs :meth:`Retention.loop`; each RETENTION_INTERVAL_S it tries a run. A run
+Every node runs :meth:`Retention.loop`; a minute after its start, then each
+RETENTION_INTERVAL_S, it tries a run. A run
 is claimed in two steps, so that it happens once per interval whatever the number of
 nodes:
 
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 ACTION = "retention.run"
 #: The actor of the periodic runs (no one asked).
 SYSTEM_ACTOR = "system"
+#: A node's first try, after its start.
+FIRST_RUN_S = 60.0
 #: pg_try_advisory_lock key of retention runs ("RETAIN" in ASCII).
 _PG_LOCK = 0x524554414E
 
@@ -61,6 +64,8 @@ class Retention:
 
     async def loop(self) -> None:
         interval = self.settings.retention_interval_s
+        # Not in the start-up burst (a rolling restart of every node): a minute later.
+        await asyncio.sleep(min(FIRST_RUN_S, interval))
         while True:
             try:
                 report = await self.run(dry_run=False, actor=SYSTEM_ACTOR, force=False)

@@ -139,6 +139,8 @@ async def _story(server: AtelierServer, db: sa.Engine) -> None:
         children = (await http.get("/api/me/data")).json()["children"]
         assert [c["id"] for c in children] == ["s-01"]
     async with api(server, "a-admin") as http:
+        spec = (await http.get("/api/openapi.json")).json()["paths"]
+        assert {"/api/me/data/export", "/api/admin/privacy/erase/{user_id}"} <= set(spec)
         assert (await http.get("/api/people/s-03/data/export")).status_code == 200
         assert (await http.get("/api/people/nobody-here/data/export")).status_code == 404
         assert (await http.get("/api/people/bad%20id/data")).status_code == 400
@@ -248,6 +250,23 @@ async def test_retention_deletes_what_is_past_its_time(tmp_path: Path, database:
         for text in ("ancien", "récent"):
             assert (await live.request({"t": "post", "text": text})).get("t") == "ok"
         await live.close()
+        # Two docs; each editing session ends with an automatic version when it unloads.
+        for name in ("vieux", "recent"):
+            y = await YClient(
+                f"{server.ws_url}/yjs/{GROUP}/{name}?token={server.token('s-01')}"
+            ).connect()
+            await y.type(f"Texte {name}. ")
+            await y.round_trip()
+            await y.close()
+        async with api(server, "s-01") as http:
+
+            async def checkpointed() -> bool:
+                r = await http.get(f"/api/rooms/{GROUP}/docs/recent/versions")
+                return any(v["kind"] == "session" for v in r.json()["versions"])
+
+            await eventually_async(checkpointed)  # the doc unloaded (0.2 s): its session
+            r = await http.post(f"/api/rooms/{GROUP}/docs/recent/versions", json={"name": "Gardée"})
+            assert r.status_code in (200, 201), r.text
     finally:
         server.stop()
     db = sa.create_engine(sync_url(database))
@@ -258,22 +277,52 @@ async def test_retention_deletes_what_is_past_its_time(tmp_path: Path, database:
 
 
 def _retention_cli(server: AtelierServer, db: sa.Engine, database: str) -> None:
-    old = datetime.now(UTC) - timedelta(days=45)
+    now = datetime.now(UTC)
     with db.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE chat_message SET created_at = :t WHERE text = 'ancien'"), {"t": old}
+        run = conn.execute
+        run(
+            sa.text("UPDATE chat_message SET created_at = :t WHERE text = 'ancien'"),
+            {"t": now - timedelta(days=45)},
         )
+        # "vieux" untouched for more than two school years; "recent"'s automatic
+        # versions half a year old (its named version too: that one stays).
+        run(
+            sa.text("UPDATE doc SET updated_at = :t WHERE name = 'vieux'"),
+            {"t": now - timedelta(days=800)},
+        )
+        run(
+            sa.text("UPDATE doc_update SET created_at = :t WHERE doc_name = 'vieux'"),
+            {"t": now - timedelta(days=800)},
+        )
+        run(
+            sa.text("UPDATE doc_version SET created_at = :t WHERE doc_name = 'recent'"),
+            {"t": now - timedelta(days=200)},
+        )
+        automatic = run(
+            sa.text(
+                "SELECT count(*) FROM doc_version WHERE doc_name = 'recent' AND kind <> 'named'"
+            )
+        ).scalar()
+    assert automatic >= 1
     dry = server.cli("retention", "run", "--dry-run")
     assert "would remove 1 chat" in dry and "audit: kept forever" in dry
+    assert "would remove 1 documents" in dry and f"would remove {automatic} versions" in dry
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM chat_message")).scalar() == 2
     out = server.cli("retention", "run")
-    assert "removed 1 chat" in out
+    assert "removed 1 chat" in out and "removed 1 documents" in out
     with db.connect() as conn:
         texts = [r[0] for r in conn.execute(sa.text("SELECT text FROM chat_message"))]
         runs = conn.execute(
             sa.text("SELECT actor, detail FROM audit WHERE action = 'retention.run'")
         ).all()
+        docs = {r[0] for r in conn.execute(sa.text("SELECT name FROM doc"))}
+        kept = [
+            r[0]
+            for r in conn.execute(sa.text("SELECT kind FROM doc_version WHERE doc_name = 'recent'"))
+        ]
+    assert "vieux" not in docs and "recent" in docs
+    assert kept == ["named"]
     assert texts == ["récent"]
     assert len(runs) == 1 and runs[0].actor == "cli"
     assert json.loads(runs[0].detail)["removed"]["chat"] == 1
