@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -80,6 +81,14 @@ async def _client_missing(request: Request) -> HTMLResponse:
     )
 
 
+def _chat_changed(live: LiveHub, room_id: str, messages: list[dict[str, Any]]) -> None:
+    """Messages rewritten outside the channel (an erasure): shown to who has it open."""
+    room = live.rooms.get(room_id)
+    if room is not None:
+        for message in messages:
+            room.accept(message)
+
+
 def create_app(settings: Settings | None = None) -> Edge:
     settings = settings or get_settings()
 
@@ -141,6 +150,8 @@ def create_app(settings: Settings | None = None) -> Edge:
             settings.node_id,
             settings.erasure_settle_s,
         )
+        erasure.chat_rooms = lambda: [room.room_id for room in live.rooms.values()]
+        erasure.chat_changed = functools.partial(_chat_changed, live)
         await erasure.start()
         retention = Retention(settings, engine, settings.node_id)
         retention.start()

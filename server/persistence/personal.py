@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.persistence.chat import ChatMessage
 from server.persistence.db import is_postgres, writer
 from server.persistence.models import (
     assignment_t,
@@ -306,6 +307,23 @@ async def find_people(engine: AsyncEngine, text: str, limit: int = 20) -> list[d
             {"id": r.id, "name": r.display_name, "role": getattr(r.role, "value", str(r.role))}
             for r in await conn.execute(query)
         ]
+
+
+async def messages_of(
+    engine: AsyncEngine, author_id: str, room_ids: Sequence[str], limit: int = 5000
+) -> list[ChatMessage]:
+    """The chat messages of ``author_id`` in these rooms, oldest first (an erasure shows
+    the open room channels its emptied messages)."""
+    if not room_ids:
+        return []
+    query = (
+        sa.select(chat_message_t)
+        .where(chat_message_t.c.author_id == author_id, chat_message_t.c.room_id.in_(room_ids))
+        .order_by(chat_message_t.c.id)
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        return [ChatMessage._from_row(r) for r in await conn.execute(query)]
 
 
 async def open_sessions(engine: AsyncEngine, user_id: str) -> list[str]:

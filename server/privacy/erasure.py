@@ -9,9 +9,10 @@ Theory of operation, in this order:
    attribution summaries and hand-ins pseudonymised, notifications and sessions
    deleted, the roster entry (memberships, parent links) deleted;
 4. every node is told on the bus (topic ``privacy``): it renames the person in the
-   ledgers of the docs it holds and drops them from its roster caches; then the
-   person's sockets are checked again on every node (server/revocation/): with no
-   roster entry left, each closes with 4403;
+   ledgers of the docs it holds, drops them from its roster caches, and shows the room
+   channels it holds their emptied messages (« message supprimé », a new version of
+   each); then the person's sockets are checked again on every node
+   (server/revocation/): with no roster entry left, each closes with 4403;
 5. after ERASURE_SETTLE_S, the doc log and summaries are pseudonymised again, for
    updates that were still in a node's write-behind queue at step 3;
 6. the audit row ``privacy.erase``: who ran it, the person's id, counts and time —
@@ -31,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -95,6 +97,10 @@ class Erasure:
         self.settle_s = settle_s
         #: Drops users from this node's roster caches (set by the app: AppContext.forget).
         self.forget: Callable[[Iterable[str]], None] = lambda users: None
+        #: The room channels this node holds (set by the app: the live hub's rooms).
+        self.chat_rooms: Callable[[], list[str]] = lambda: []
+        #: Show a room channel's changed messages (set by the app: ``LiveRoom.accept``).
+        self.chat_changed: Callable[[str, list[dict[str, Any]]], None] = lambda room, m: None
         # One erasure at a time on a node: two of the same person would race.
         self._lock = asyncio.Lock()
 
@@ -104,9 +110,20 @@ class Erasure:
     async def close(self) -> None:
         await self.bus.unsubscribe(TOPIC)
 
-    def _here(self, user_id: str, alias: str) -> int:
+    async def _here(self, user_id: str, alias: str) -> int:
         self.forget([user_id])
-        return self.progress.rename_user(user_id, alias)
+        renamed = self.progress.rename_user(user_id, alias)
+        try:
+            messages = await personal.messages_of(self.engine, alias, self.chat_rooms())
+        except Exception:
+            log.exception("erased messages not shown to the open channels")
+            return renamed
+        by_room: dict[str, list[dict[str, Any]]] = {}
+        for m in messages:
+            by_room.setdefault(m.room_id, []).append(m.to_wire())
+        for room_id, changed in by_room.items():
+            self.chat_changed(room_id, changed)
+        return renamed
 
     async def _on_bus(self, topic: str, envelope: Envelope) -> None:
         if envelope.kind != KIND_ERASED:
@@ -119,7 +136,7 @@ class Erasure:
         except Exception:
             log.warning("malformed privacy message from %s", envelope.origin)
             return
-        self._here(user, alias)
+        await self._here(user, alias)
 
     async def erase(self, user_id: str, actor: str) -> ErasureReport | None:
         """Erase ``user_id``; None if the roster does not hold them."""
@@ -139,7 +156,7 @@ class Erasure:
         self.outbox.publish(
             TOPIC, KIND_ERASED, msgpack.packb({"user": user_id, "alias": alias}, use_bin_type=True)
         )
-        renamed = self._here(user_id, alias)
+        renamed = await self._here(user_id, alias)
         closed = await self.revocations.users([user_id], reason="erased")
         if self.settle_s:
             await asyncio.sleep(self.settle_s)

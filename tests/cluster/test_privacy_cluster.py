@@ -1,6 +1,6 @@
 """An erasure on one node reaches the others (Redis, PostgreSQL): the student's sockets
-on a second node close, and that node's loaded ledger of the doc she typed in names her
-no more, while the doc keeps her text."""
+on a second node close, that node's loaded ledger of the doc she typed in names her no
+more (the doc keeps her text), and its open room channel shows her message emptied."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import cluster
+from tests.support.liveclient import LiveClient
 from tests.support.yclient import YClient, eventually
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,11 @@ async def test_an_erasure_reaches_the_ledgers_and_sockets_of_every_node(tmp_path
         await eventually(lambda: "Chloé" in lucas.content())
         await lucas.type("Texte de Lucas.")
         await eventually(lambda: "Lucas" in chloe.content())
+        live = f"{b.ws_url}/rooms/{GROUP}/live?token="
+        her_chat = await LiveClient(live + c.token("s-03")).connect()
+        his_chat = await LiveClient(live + c.token("s-04")).connect()
+        assert (await her_chat.request({"t": "post", "text": "Chloé dit bonjour"}))["t"] == "ok"
+        await eventually(lambda: "Chloé dit bonjour" in his_chat.texts())
 
         async def users_on_b() -> list[dict]:
             async with httpx.AsyncClient(
@@ -46,6 +52,9 @@ async def test_an_erasure_reaches_the_ledgers_and_sockets_of_every_node(tmp_path
             r = await http.post("/api/admin/privacy/erase/s-03", json={"confirm": "s-03"})
         assert r.status_code == 200, r.text
         assert await chloe.wait_closed() == 4403
+        assert await her_chat.wait_closed() == 4403
+        await eventually(lambda: "Chloé dit bonjour" not in his_chat.texts())
+        await his_chat.close()
         users = await users_on_b()
         assert "s-03" not in json.dumps(users) and "Chloé" not in json.dumps(users)
         present = {u["id"]: u["inserted"] for u in users}

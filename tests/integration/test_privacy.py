@@ -90,8 +90,12 @@ async def _story(server: AtelierServer, db: sa.Engine) -> None:
     await lucas.type("Lucas aussi.")
     await eventually(lambda: "Lucas aussi." in chloe.content())
     chat = await LiveClient(f"{base}/rooms/{GROUP}/live?token={server.token('s-03')}").connect()
+    classmate = await LiveClient(
+        f"{base}/rooms/{GROUP}/live?token={server.token('s-04')}"
+    ).connect()
     said = await chat.request({"t": "post", "text": "Mon secret de Chloé"})
     assert said.get("t") == "ok", said
+    await eventually(lambda: "Mon secret de Chloé" in classmate.texts())
     rendu = await YClient(f"{base}/yjs/{GROUP}/{doc}?token={server.token('s-03')}").connect()
     await rendu.type("Mon exposé. ")
     await rendu.round_trip()
@@ -172,6 +176,12 @@ async def _story(server: AtelierServer, db: sa.Engine) -> None:
     assert report["counts"]["chat_messages"] == 1 and report["counts"]["roster"] == 1
     assert report["counts"]["doc_updates"] >= 1 and report["counts"]["notifications"] >= 1
     assert report["sockets_closed"] >= 2 and report["seconds"] < 30
+
+    # The classmate's open channel shows the message emptied, at once.
+    await eventually(lambda: "Mon secret de Chloé" not in classmate.texts())
+    shown = next(m for m in classmate.messages.values() if m["seq"] == said["seq"])
+    assert shown["deleted"] and shown["author"]["name"] == "Personne effacée"
+    await classmate.close()
 
     # Her sockets closed, her token is worth nothing.
     assert await chloe.wait_closed() in (4401, 4403)
