@@ -49,8 +49,6 @@ Rename = Callable[[bytes, str, str], bytes | None]
 
 #: What a chat message of an erased person reads as (its text is gone from the database).
 ERASED_AUTHOR = "Personne effacée"
-#: The ``deleted_by`` of a message removed by an erasure (not a user id).
-ERASED_BY = "erasure"
 
 
 def _ts(value: Any) -> float | None:
@@ -415,7 +413,9 @@ async def erase_rows(
                 author_name=ERASED_AUTHOR,
                 text="",
                 deleted=True,
-                deleted_by=ERASED_BY,
+                # By its (pseudonymous) author: clients show « Message supprimé », not
+                # a moderation.
+                deleted_by=pseudonym,
                 version=chat_message_t.c.version + 1,
             ),
         )
