@@ -324,6 +324,18 @@ async def messages_of(
         return [ChatMessage._from_row(r) for r in await conn.execute(query)]
 
 
+async def shut_out(engine: AsyncEngine, user_id: str) -> bool:
+    """Mark the user removed from the roster (unknown to sign-in and access checks) ahead
+    of their erasure. False if the roster does not hold them."""
+    async with writer(engine).begin() as conn:
+        result = await conn.execute(
+            user_t.update()
+            .where(user_t.c.id == user_id)
+            .values(removed_at=sa.func.coalesce(user_t.c.removed_at, utcnow()))
+        )
+    return bool(result.rowcount)
+
+
 async def open_sessions(engine: AsyncEngine, user_id: str) -> list[str]:
     """The user's sign-in sessions still open (not ended, not expired)."""
     query = sa.select(auth_session_t.c.id).where(

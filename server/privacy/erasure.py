@@ -3,18 +3,21 @@
 Theory of operation, in this order:
 
 1. the docs to look at are listed while the person's memberships still exist;
-2. their sign-in sessions end everywhere (server/sessions/: sockets close with 4401);
+2. they are shut out: their roster entry marked removed (``removed_at``: unknown at
+   sign-in and to every access check), their sign-in sessions ended everywhere
+   (server/sessions/), their sockets checked again on every node (server/revocation/:
+   each closes with 4403 or 4401); then ERASURE_SETTLE_S for what those sockets sent
+   to reach the database (write-behind);
 3. one write transaction (server/persistence/personal.py ``erase_rows``): chat text
    gone and authors pseudonymised, the doc log's authors, versions, snapshots'
    attribution summaries and hand-ins pseudonymised, notifications and sessions
    deleted, the roster entry (memberships, parent links) deleted;
 4. every node is told on the bus (topic ``privacy``): it renames the person in the
-   ledgers of the docs it holds, drops them from its roster caches, and shows the room
-   channels it holds their emptied messages (« message supprimé », a new version of
-   each); then the person's sockets are checked again on every node
-   (server/revocation/): with no roster entry left, each closes with 4403;
-5. after ERASURE_SETTLE_S, the doc log and summaries are pseudonymised again, for
-   updates that were still in a node's write-behind queue at step 3;
+   ledgers of the docs it holds (their updates are all in by now), drops them from its
+   roster caches, and shows the room channels it holds their emptied messages
+   (« message supprimé », a new version of each);
+5. the doc log and summaries are pseudonymised once more, for a node slower than the
+   settle delay;
 6. the audit row ``privacy.erase``: who ran it, the person's id, counts and time —
    never a name, never the pseudonym.
 
@@ -139,27 +142,33 @@ class Erasure:
         await self._here(user, alias)
 
     async def erase(self, user_id: str, actor: str) -> ErasureReport | None:
-        """Erase ``user_id``; None if the roster does not hold them."""
+        """Erase ``user_id``; None if the roster does not hold them. Stopped half-way (a
+        crash), the person is left shut out and not erased: running it again finishes."""
         async with self._lock:
             return await self._erase(user_id, actor)
 
     async def _erase(self, user_id: str, actor: str) -> ErasureReport | None:
         started = time.perf_counter()
         docs = await personal.docs_touched(self.engine, user_id)
+        # Shut them out first, everywhere: signed out, unknown to the roster, sockets
+        # closed; then wait for what their sockets sent to be stored.
+        if not await personal.shut_out(self.engine, user_id):
+            return None
         ended = 0
         for sid in await personal.open_sessions(self.engine, user_id):
             ended += bool(await self.sessions.end(sid))
+        closed = await self.revocations.users([user_id], reason="erased")
+        if self.settle_s:
+            await asyncio.sleep(self.settle_s)
         alias = pseudonym()
         counts = await personal.erase_rows(self.engine, user_id, alias, docs, rename_summary)
         if counts is None:
-            return None
+            return None  # erased meanwhile by another admin on another node
         self.outbox.publish(
             TOPIC, KIND_ERASED, msgpack.packb({"user": user_id, "alias": alias}, use_bin_type=True)
         )
         renamed = await self._here(user_id, alias)
-        closed = await self.revocations.users([user_id], reason="erased")
-        if self.settle_s:
-            await asyncio.sleep(self.settle_s)
+        # A node slower than the settle delay may still have stored an update of theirs.
         late = await personal.pseudonymise_docs(self.engine, docs, user_id, alias, rename_summary)
         for key, n in late.items():
             counts[key] = counts.get(key, 0) + n
