@@ -251,6 +251,7 @@ async def test_retention_deletes_what_is_past_its_time(tmp_path: Path, database:
         "ATELIER_RETENTION_NOTIFICATIONS_DAYS": "30",
         "ATELIER_RETENTION_AUDIT_DAYS": "0",
         "ATELIER_RETENTION_INTERVAL_S": "0",
+        "ATELIER_PRIVACY_EXPORT_MAX_BYTES": "600",
     }
     server = start(tmp_path, database, **env)
     try:
@@ -275,6 +276,8 @@ async def test_retention_deletes_what_is_past_its_time(tmp_path: Path, database:
                 return any(v["kind"] == "session" for v in r.json()["versions"])
 
             await eventually_async(checkpointed)  # the doc unloaded (0.2 s): its session
+            r = await http.get("/api/me/data/export")
+            assert r.status_code == 413 and r.json()["error"] == "too_large"
             r = await http.post(f"/api/rooms/{GROUP}/docs/recent/versions", json={"name": "Gardée"})
             assert r.status_code in (200, 201), r.text
     finally:
