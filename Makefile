@@ -13,7 +13,7 @@ CLIENT_SRC   := $(shell find client_demo/src client_demo/public -type f 2>/dev/n
 BENCH_STAMP := $(VENV)/.bench-installed
 PYTEST_ARGS ?=
 
-.PHONY: install client run test screenshots lint typecheck bench bench-micro bench-assignments clean
+.PHONY: install client run test screenshots lint typecheck bench bench-micro bench-assignments bench-erasure clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'
@@ -77,6 +77,12 @@ bench-micro: $(PY_STAMP)
 # database and Redis. ~3 minutes; bench/results/raw/assignments-<stamp>.json.
 bench-assignments: $(PY_STAMP)
 	$(BIN)/python -m bench.assignments
+
+# Data protection: a student's export and erasure after a school year (36 weeks) of
+# activity, on SQLite and a throwaway PostgreSQL database; real server processes.
+# ~2 minutes; bench/results/raw/erasure-<stamp>.json.
+bench-erasure: $(PY_STAMP)
+	$(BIN)/python -m bench.erasure
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache

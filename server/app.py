@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import metrics as metrics_api
 from server.api import notifications as notifications_api
+from server.api import privacy as privacy_api
 from server.api import progress as progress_api
 from server.api import revocations as revocations_api
 from server.api import works as works_api
@@ -49,6 +51,8 @@ from server.persistence.revoked import RevokedStore
 from server.persistence.roster import Roster
 from server.persistence.sessions import SessionStore
 from server.persistence.versions import VersionStore
+from server.privacy.erasure import Erasure
+from server.privacy.retention import Retention
 from server.progress.service import Progress
 from server.revocation.service import Revocations
 from server.revocation.sockets import SocketIndex
@@ -78,6 +82,14 @@ async def _client_missing(request: Request) -> HTMLResponse:
         "<code>make client</code>.</p></main>",
         status_code=503,
     )
+
+
+def _chat_changed(live: LiveHub, room_id: str, messages: list[dict[str, Any]]) -> None:
+    """Messages rewritten outside the channel (an erasure): shown to who has it open."""
+    room = live.rooms.get(room_id)
+    if room is not None:
+        for message in messages:
+            room.accept(message)
 
 
 def create_app(settings: Settings | None = None) -> Edge:
@@ -137,6 +149,20 @@ def create_app(settings: Settings | None = None) -> Edge:
             webhook.start()
         sessions = Sessions(settings, SessionStore(engine), bus, outbox)
         await sessions.start()
+        erasure = Erasure(
+            engine,
+            outbox,
+            progress,
+            sessions,
+            revocations,
+            settings.node_id,
+            settings.erasure_settle_s,
+        )
+        erasure.chat_rooms = lambda: [room.room_id for room in live.rooms.values()]
+        erasure.chat_changed = functools.partial(_chat_changed, live)
+        await erasure.start()
+        retention = Retention(settings, engine, settings.node_id)
+        retention.start()
         watch.start()
         ctx = AppContext(
             settings=settings,
@@ -157,7 +183,9 @@ def create_app(settings: Settings | None = None) -> Edge:
             verifier=verifier,
             sessions=sessions,
             ent=EntProvider(settings) if settings.oidc_enabled else None,
+            erasure=erasure,
         )
+        erasure.forget = ctx.forget
         revocations.forget = ctx.forget
         revocations.forget_all = ctx.forget_all
         sessions.on_end.append(revocations.session_ended_here)
@@ -174,6 +202,8 @@ def create_app(settings: Settings | None = None) -> Edge:
                 await listener.close()
             node_metrics.unbind(readings)
             await watch.close()
+            await retention.close()
+            await erasure.close()
             await sessions.close()
             if webhook is not None:
                 await webhook.close()
@@ -201,6 +231,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         *works_api.routes,
         *notifications_api.routes,
         *admin_api.routes,
+        *privacy_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:

@@ -1,4 +1,5 @@
-"""The ``atelier`` command: serve, migrate, seed-demo, token, roster import / export."""
+"""The ``atelier`` command: serve, migrate, seed-demo, token, roster import / export,
+retention run."""
 
 from __future__ import annotations
 
@@ -245,6 +246,33 @@ def _roster_export(settings: Settings, name: str, fmt: str | None) -> int:
     return 0
 
 
+def _retention_run(settings: Settings, dry_run: bool) -> int:
+    from server.persistence.audit import CLI_ACTOR
+    from server.persistence.db import create_engine
+    from server.privacy.classes import data_classes
+    from server.privacy.retention import Retention
+
+    async def go() -> dict[str, int] | None:
+        engine = create_engine(settings.database_url)
+        try:
+            return await Retention(settings, engine, "cli").run(dry_run=dry_run, actor=CLI_ACTOR)
+        finally:
+            await engine.dispose()
+
+    removed = asyncio.run(go())
+    if removed is None:
+        print("retention: another node is running it now; nothing done", file=sys.stderr)
+        return 1
+    for c in data_classes(settings):
+        print(f"{c.key}: kept {c.days} days" if c.days else f"{c.key}: kept forever")
+    verb = "would remove" if dry_run else "removed"
+    for key, n in removed.items():
+        print(f"{verb} {n} {key}")
+    if not removed:
+        print(f"{verb} nothing (every retention is 0: kept forever)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     exp = roster_sub.add_parser("export", help="write the roster in the import's format")
     exp.add_argument("file", help="the file to write (.json: JSON, else CSV); - for stdout")
     exp.add_argument("--format", choices=["csv", "json"], help="default: from the name")
+    ret = sub.add_parser("retention", help="delete what is past its retention (README)")
+    ret_sub = ret.add_subparsers(dest="retention_command", required=True)
+    run = ret_sub.add_parser("run", help="apply every RETENTION_*_DAYS now; prints the counts")
+    run.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -302,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return _roster_import(settings, args.file, args.format, args.dry_run, args.force)
     if args.command == "roster" and args.roster_command == "export":
         return _roster_export(settings, args.file, args.format)
+    if args.command == "retention" and args.retention_command == "run":
+        return _retention_run(settings, args.dry_run)
     return 2
 
 

@@ -487,6 +487,85 @@ class Settings(BaseSettings):
         # `ATELIER_METRICS_TOKEN=` (compose's `${VAR:-}`) means no token, not a short one.
         return None if value == "" else value
 
+    # --- Data protection: export, erasure, retention (server/privacy/) ---
+    # Retention in days per data class; 0 keeps forever. The defaults follow a French
+    # school year: what a class produced is kept through the year and the next one's
+    # start (the "bascule" of the ENT), then goes.
+    retention_chat_days: int = Field(
+        default=365,
+        ge=0,
+        description=(
+            "Chat messages older than this are deleted (a school year and its summer). "
+            "0 keeps them forever."
+        ),
+    )
+    retention_documents_days: int = Field(
+        default=730,
+        ge=0,
+        description=(
+            "Docs unchanged for this long are deleted with their history and versions, "
+            "and assignments due that long ago with their works: two school years, so a "
+            "student finds last year's work. 0 keeps them forever."
+        ),
+    )
+    retention_versions_days: int = Field(
+        default=180,
+        ge=0,
+        description=(
+            "Automatic versions (pause, session, interval checkpoints) older than this "
+            "are deleted; named versions, restores and rendus live as long as their doc."
+        ),
+    )
+    retention_notifications_days: int = Field(
+        default=90,
+        ge=0,
+        description="Notifications older than this are deleted (a school term).",
+    )
+    retention_audit_days: int = Field(
+        default=365,
+        ge=0,
+        description=(
+            "Audit trail rows older than this are deleted (a year, as the CNIL "
+            "recommends for traces of actions). 0 keeps them forever."
+        ),
+    )
+    retention_logs_days: int = Field(
+        default=180,
+        ge=0,
+        description=(
+            "Atelier writes its logs to stdout and keeps none: this is the retention the "
+            'operator\'s log pipeline must apply (six months), shown in "Mes données" '
+            "and /api/admin/settings so that what is declared is what runs."
+        ),
+    )
+    retention_interval_s: float = Field(
+        default=6 * 3600,
+        ge=0,
+        description=(
+            "How often a node tries the retention job; across nodes it runs once per "
+            "interval (a PostgreSQL advisory lock and the last run's audit row). 0: "
+            "never periodic, only `atelier retention run`."
+        ),
+    )
+    privacy_export_max_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        gt=0,
+        description=(
+            "Upper bound of one person's export ZIP; past it the export is refused "
+            "(413) rather than filling the node's disk. Built in a temporary file, "
+            "streamed, then deleted."
+        ),
+    )
+    erasure_settle_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "After an erasure closed the person's sockets on every node, wait this long "
+            "and pseudonymise the doc log again: updates still in a node's write-behind "
+            "queue (FLUSH_INTERVAL_MS) land meanwhile."
+        ),
+    )
+
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
         if bool(self.oidc_issuer) != bool(self.oidc_client_id):

@@ -18,6 +18,7 @@ from server.persistence.docs import DocStore
 from server.persistence.groups import GroupStore
 from server.persistence.notifications import NotificationStore
 from server.persistence.roster import RoomInfo, Roster, UserInfo
+from server.privacy.erasure import Erasure
 from server.progress.service import Progress
 from server.revocation.service import Revocations
 from server.revocation.sockets import SocketIndex
@@ -47,6 +48,7 @@ class AppContext:
     verifier: Verifier
     sessions: Sessions
     ent: EntProvider | None = None  # the ENT's OpenID provider, when OIDC_* are set
+    erasure: Erasure | None = None  # data protection (server/privacy/)
     draining: bool = field(default=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)
     access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(

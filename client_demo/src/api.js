@@ -188,3 +188,31 @@ export function entLoginUrl () {
 }
 
 export const enc = encodeURIComponent
+
+/**
+ * Download a file the API serves (an export ZIP): fetched with the token, saved under
+ * `filename` through a blob link. Resolves to the byte size; throws ApiError otherwise.
+ */
+export async function download (path, filename) {
+  await ensureFreshToken()
+  let response
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${session.token()}` }, credentials: 'same-origin' })
+  } catch (error) {
+    throw new ApiError(0, 'network', String(error?.message ?? error))
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null)
+    throw new ApiError(response.status, data?.error, data?.message)
+  }
+  const blob = await response.blob()
+  const url = URL.createObjectURL(blob)
+  const link = document.createElement('a')
+  link.href = url
+  link.download = filename
+  document.body.append(link)
+  link.click()
+  link.remove()
+  setTimeout(() => URL.revokeObjectURL(url), 60000)
+  return blob.size
+}

@@ -15,6 +15,7 @@ import { renderAssignment } from './screens/assignment.js'
 import { renderRendu } from './screens/rendu.js'
 import { renderGroups } from './screens/groupspage.js'
 import { renderAdmin } from './screens/admin.js'
+import { renderMyData } from './screens/mydata.js'
 import { bell, startNotifications, stopNotifications } from './notifications.js'
 
 const app = document.getElementById('app')
@@ -28,6 +29,7 @@ function parseRoute () {
   if (parts[0] === 'class' && parts[1] && parts[2] === 'groupes') return { name: 'groups', classId: parts[1] }
   if (parts[0] === 'class' && parts[1]) return { name: 'class', classId: parts[1] }
   if (parts[0] === 'admin') return { name: 'admin' }
+  if (parts[0] === 'donnees') return { name: 'mydata' }
   if (parts[0] === 'todo') return { name: 'todo', child: parts[1] ?? null }
   if (parts[0] === 'assignment' && parts[1]) return { name: 'assignment', assignmentId: parts[1], work: parts[2] ?? null }
   if (parts[0] === 'work' && parts[1]) return { name: 'rendu', workId: parts[1] }
@@ -61,7 +63,8 @@ function shell (route) {
       (me.role === 'student' || me.role === 'parent') &&
         h('a', { href: '#/todo', id: 'nav-todo', 'aria-current': route.name === 'todo' ? 'page' : undefined }, me.role === 'parent' ? t('nav.children') : t('nav.todo')),
       me.role === 'admin' &&
-        h('a', { href: '#/admin', id: 'nav-admin', 'aria-current': route.name === 'admin' ? 'page' : undefined }, t('nav.admin'))),
+        h('a', { href: '#/admin', id: 'nav-admin', 'aria-current': route.name === 'admin' ? 'page' : undefined }, t('nav.admin')),
+      h('a', { href: '#/donnees', id: 'nav-data', 'aria-current': route.name === 'mydata' ? 'page' : undefined }, me.role === 'admin' ? t('nav.dataAdmin') : t('nav.data'))),
     h('div', { class: 'topbar-end' },
       me && bell(),
       me && h('span', { class: 'whoami' }, h('span', { class: 'avatar', 'aria-hidden': 'true' }, me.display_name.slice(0, 1)),
@@ -111,6 +114,7 @@ async function render (force = false) {
     else if (route.name === 'assignments') screen = await renderAssignments(main, { go, classId: route.classId })
     else if (route.name === 'assignment') screen = await renderAssignment(main, { go, assignmentId: route.assignmentId, work: route.work })
     else if (route.name === 'admin') screen = await renderAdmin(main, { go })
+    else if (route.name === 'mydata') screen = await renderMyData(main, { go })
     else if (route.name === 'groups') screen = await renderGroups(main, { go, classId: route.classId })
     else if (route.name === 'todo') screen = await renderTodo(main, { go, child: route.child })
     else if (route.name === 'rendu') screen = await renderRendu(main, { go, workId: route.workId })

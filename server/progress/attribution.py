@@ -123,6 +123,33 @@ class Ledger:
     def owners(self) -> dict[int, str]:
         return dict(self._owners)
 
+    def rename(self, old: str, new: str) -> bool:
+        """Give everything of user ``old`` to ``new`` (an erasure's pseudonym, which must
+        be new to this ledger): bindings, claims, deletions, edits. False if the ledger
+        never named ``old``. Claims keep their order (ties between two updates stored at
+        the same instant may break the other way: figures then move by a keystroke)."""
+        if not old or not new:
+            raise ValueError("a user id is not empty")
+        if new in self._codes or new in self._base or new in self._owners.values():
+            raise ValueError("the new id is already in this ledger")
+        changed = False
+        for client, user in self._owners.items():
+            if user == old:
+                self._owners[client] = new
+                changed = True
+        code = self._codes.pop(old, None)
+        if code is not None:
+            self._names[code] = new  # in place: the range arrays hold this very list
+            self._codes[new] = code
+            changed = True
+        if old in self._base:
+            self._base[new] = self._base.pop(old)
+            changed = True
+        if old in self._edits:
+            self._edits[new] = self._edits.pop(old)
+            changed = True
+        return changed
+
     # --- updates
 
     def _code(self, author: str | None) -> int:

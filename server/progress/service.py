@@ -104,6 +104,23 @@ def fold(
     return msgpack.packb(ledger.summary(), use_bin_type=True)
 
 
+def rename_summary(attribution: bytes, old: str, new: str) -> bytes | None:
+    """A stored attribution summary with user ``old`` renamed ``new`` (an erasure), or
+    None when it does not name ``old``."""
+    try:
+        summary = msgpack.unpackb(attribution, raw=False, strict_map_key=False)
+        bindings = summary["bindings"]
+        users = summary["users"]
+    except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+        return None  # unreadable: the ledger restarts from the snapshot anyway
+    if old not in users and old not in bindings.values():
+        return None
+    summary["bindings"] = {c: (new if u == old else u) for c, u in bindings.items()}
+    if old in users:
+        users[new] = users.pop(old)
+    return msgpack.packb(summary, use_bin_type=True)
+
+
 def stored_ledger(stored: StoredDoc) -> Ledger:
     ledger = _ledger_of(stored.snapshot, stored.attribution)
     _feed(ledger, list(zip(stored.updates, stored.authors, stored.times, strict=False)))
@@ -229,6 +246,31 @@ class Progress:
 
     def gone(self, live: LiveDoc) -> None:
         self.docs.pop(live.key, None)
+
+    def rename_user(self, old: str, new: str) -> int:
+        """An erasure: the docs this node holds stop naming ``old`` (ledger, bindings of
+        the live doc, the queued updates, the next checkpoint's contributors). Returns
+        how many docs named them."""
+        self._names.pop(old, None)
+        touched = 0
+        for key, dp in self.docs.items():
+            live = self.registry.docs.get(key)
+            hit = False
+            if live is not None:
+                for client, user in list(live.owners.items()):
+                    if user == old:
+                        live.owners[client] = new
+                        hit = True
+            if any(author == old for _, author, _ in dp.pending):
+                dp.pending = [(u, new if a == old else a, t) for u, a, t in dp.pending]
+                hit = True
+            if old in dp.clock.contributors:
+                dp.clock.contributors.discard(old)
+                dp.clock.contributors.add(new)
+                hit = True
+            hit = dp.ledger.rename(old, new) or hit
+            touched += hit
+        return touched
 
     # --- figures ---
 

@@ -583,6 +583,63 @@ async function main () {
     await admin.context.close()
   })
 
+  // "Mes données": a student (s-29, in no other scenario) writes, sees what Atelier keeps,
+  // downloads her export and asks for erasure; a parent sees their child's; the admin
+  // finds the request, erases her after a confirmation and reads the report. Her next
+  // screen sends her back to the sign-in: her account is gone.
+  await scenario('my_data', async () => {
+    const student = await newUser('s-29')
+    const sp = student.page
+    await openRoom(sp, '2nde-a-g5', 'rapport')
+    await typeInEditor(sp, 'Le texte de Anna reste au groupe. ')
+    await waitSaved(sp)
+    await sp.fill('#chat-input', 'Un message que Anna veut voir effacé')
+    await sp.keyboard.press('Enter')
+    await sp.locator('#chat-log .msg', { hasText: 'Anna veut voir effacé' }).waitFor()
+    await sp.locator('#nav-data').click()
+    await sp.getByRole('heading', { level: 1, name: 'Mes données' }).waitFor()
+    const chats = await sp.locator('#person-s-29-counts tr[data-class="chat"] td').innerText()
+    assert(chats === '1', `chat messages counted: ${chats}`)
+    const days = await sp.locator('#data-retention tr[data-class="chat"] td').first().innerText()
+    assert(/jours/.test(days), `chat retention shown: ${days}`)
+    await axe(sp, 'my data (student)')
+    const [file] = await Promise.all([sp.waitForEvent('download'), sp.locator('#export-s-29').click()])
+    assert(file.suggestedFilename() === 'atelier-donnees-s-29.zip', `download named ${file.suggestedFilename()}`)
+    await sp.locator('[data-done="export"]').waitFor()
+    sp.once('dialog', (dialog) => dialog.accept())
+    await sp.locator('#erase-request-s-29').click()
+    await sp.locator('[data-requested="yes"]').waitFor()
+    assert(await sp.locator('#erase-request-s-29').isDisabled(), 'asked once')
+
+    const parent = await newUser('p-01')
+    await parent.page.locator('#nav-data').click()
+    await parent.page.locator('section[data-person="s-01"] h2', { hasText: 'Léa' }).waitFor()
+    await axe(parent.page, 'my data (parent)')
+    await parent.context.close()
+
+    const admin = await newUser('a-admin')
+    const ap = admin.page
+    await ap.locator('#nav-data').click()
+    await ap.getByRole('heading', { level: 1, name: 'Mes données' }).waitFor()
+    await ap.locator('#erase-requests li[data-person="s-29"]').waitFor()
+    await ap.fill('#people-q', 'anna')
+    await ap.locator('#people-search').click()
+    await ap.locator('#people-found li[data-person="s-29"]').waitFor()
+    await axe(ap, 'my data (admin)')
+    await ap.locator('#erase-requests [data-erase="s-29"]').click()
+    await ap.locator('#erase-requests [data-confirm-erase="s-29"]').click()
+    await ap.locator('#erase-report[data-user="s-29"]').waitFor()
+    const rows = await ap.locator('#erase-report tr[data-class="chat_messages"] td').innerText()
+    assert(rows === '1', `chat messages emptied: ${rows}`)
+    await ap.locator('#erase-requests', { hasText: 'Aucune demande' }).waitFor()
+    await axe(ap, 'my data (erasure report)')
+    await admin.context.close()
+
+    await sp.evaluate(() => { location.hash = '#/' })
+    await sp.getByRole('heading', { level: 1, name: 'Connexion de démonstration' }).waitFor()
+    await student.context.close()
+  })
+
   await scenario('no_token_in_console', async () => {
     assert(consoleProblems.length === 0, consoleProblems.join('\n'))
   })

@@ -76,6 +76,7 @@ SCENARIOS = [
     "assignment_story",
     "manage_groups",
     "admin",
+    "my_data",
     "no_token_in_console",
 ]
 
@@ -237,6 +238,10 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "todo (parent)",
         "manage groups",
         "administration",
+        "my data (student)",
+        "my data (parent)",
+        "my data (admin)",
+        "my data (erasure report)",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [

@@ -13,6 +13,7 @@ import random
 import time
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from pycrdt import Doc, Text, merge_updates
 from pycrdt import write_var_uint as vu
 
 from server.progress.attribution import UNATTRIBUTED, Figures, Ledger
+from server.progress.service import rename_summary
 from server.sync.messages import ProtocolError, decode_state_vector
 from tests.progress.sessions import Log, PycrdtSession, yjs_session
 
@@ -550,3 +552,38 @@ def test_fifty_thousand_keystrokes(big: list[tuple[bytes, str, float]]) -> None:
     assert ledger.index_bytes() < 60 * len(big)
     # After a fold: one range per run of a client, one per scattered deletion (≈ 5,000).
     assert from_state.index_bytes() < 44 * 6_000
+
+
+# --- an erasure renames a user (server/privacy/erasure.py)
+
+
+def test_a_rename_moves_every_figure_and_keeps_the_others() -> None:
+    log, _, _ = text_story_pycrdt()
+    ledger = replay(timed(log))
+    before = ledger.figures()
+    assert ledger.rename("alice", "anon-1")
+    after = ledger.figures()
+    assert "alice" not in after and after["anon-1"] == before["alice"]
+    assert after["bob"] == before["bob"]
+    assert ledger.owner(ALICE) == "anon-1"
+    # Later updates of the renamed id count for the pseudonym, and the summary names
+    # only it: a fold after the erasure brings nobody back.
+    more = PycrdtSession(CLIENTS)
+    more.type("bob", 0, "x")
+    ledger.apply(more.log[-1][0], "bob", T0 + 999)
+    summary = json.dumps(ledger.summary())
+    assert "alice" not in summary and "anon-1" in summary
+    rebuilt = Ledger.from_summary(ledger.summary())
+    assert rebuilt.figures()["anon-1"].edits == after["anon-1"].edits
+    assert not ledger.rename("carol", "anon-2")
+    with pytest.raises(ValueError):
+        ledger.rename("bob", "anon-1")  # a pseudonym is new to the ledger
+
+
+def test_a_stored_summary_renamed() -> None:
+    log, _, _ = text_story_pycrdt()
+    blob = msgpack.packb(replay(timed(log)).summary(), use_bin_type=True)
+    renamed = rename_summary(blob, "alice", "anon-1")
+    assert renamed is not None and b"alice" not in renamed and b"anon-1" in renamed
+    assert rename_summary(blob, "carol", "anon-2") is None
+    assert rename_summary(b"\xc1 not msgpack", "alice", "anon-1") is None

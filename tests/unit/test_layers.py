@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "revocation": {"bus", "transport"},
     "sessions": {"bus", "cache", "config", "persistence"},
     "roster": {"config", "persistence"},
+    "privacy": {"bus", "config", "persistence", "progress", "revocation", "sessions"},
     "api": {
         "assignments",
         "auth",
@@ -37,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "notifications",
         "persistence",
         "progress",
+        "privacy",
         "revocation",
         "rooms",
         "sessions",
