@@ -30,9 +30,10 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
 
     from server.app import create_app
     from server.logs import log_config
-    from server.transport.protocol import AtelierWebSocketProtocol
+    from server.transport.protocol import AtelierHttpProtocol, AtelierWebSocketProtocol
 
     app = create_app(settings)
+    AtelierHttpProtocol.head_timeout_s = settings.preauth_timeout_s
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -47,6 +48,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         app,
         host=host,
         port=port,
+        http=AtelierHttpProtocol,
         ws=AtelierWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_deflate,

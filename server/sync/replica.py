@@ -10,6 +10,13 @@ So every update goes through :meth:`Replica.apply`: after applying it, the part 
 still lacks (``get_update(update, state vector)``: structs left un-integrated) is kept
 here, and re-applied, merged, after every later update until it integrates. The cost in
 the normal, in-order case is one state-vector diff per update.
+
+The replica also keeps an estimate of its state's size for ``max_doc_bytes``: the
+encoded state at the first measure, plus the length of every update applied since (an
+update adds at most about its own length; a deletion shrinks the state). Encoding the
+whole state per update would cost O(doc) per keystroke, so :meth:`Replica.fits` measures
+exactly only when the estimate says "too big" and something changed since the last
+measure: once per update at most, and only for docs near the limit.
 """
 
 from __future__ import annotations
@@ -48,16 +55,50 @@ def _leftover(doc: Doc, update: bytes) -> bytes | None:
 
 
 class Replica:
-    __slots__ = ("doc", "pending")
+    __slots__ = ("_measured", "doc", "max_bytes", "pending", "size")
 
-    def __init__(self, doc: Doc | None = None) -> None:
+    def __init__(self, doc: Doc | None = None, *, max_bytes: int | None = None) -> None:
         self.doc: Doc = doc if doc is not None else Doc()
         self.pending: bytes | None = None
+        #: The limit on the state's size (None: none); see :meth:`fits`.
+        self.max_bytes = max_bytes
+        #: An upper estimate of the encoded state's size, in bytes.
+        self.size = len(self.doc.get_update()) if doc is not None else 0
+        #: True while ``size`` is exact (nothing applied since it was measured).
+        self._measured = True
+
+    def measure(self) -> int:
+        """The exact size of the encoded state (O(doc): not for every update)."""
+        self.size = len(self.doc.get_update())
+        self._measured = True
+        return self.size
+
+    def fits(self, update: bytes) -> bool:
+        """May ``update`` be applied without taking the state past ``max_bytes``?
+
+        An update that adds no structs (a deletion, or what the doc already has) always
+        fits: it never grows the state, and deleting is how a full doc gets room back.
+        """
+        limit = self.max_bytes
+        if limit is None or self.size + len(update) <= limit:
+            return True
+        try:
+            news = get_update(update, self.doc.get_state())
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:
+            return True  # undecodable: apply() refuses it with a clear ProtocolError
+        if news[:1] == b"\x00":
+            return True
+        size = self.size if self._measured else self.measure()
+        return size + len(news) <= limit
 
     def apply(self, update: bytes) -> None:
         """Apply an update (raises ProtocolError if pycrdt refuses it)."""
         doc = self.doc
         _apply(doc, update)
+        self.size += len(update)
+        self._measured = False
         if update[:1] == b"\x00":
             return  # a delete set alone: no structs to wait for
         left = _leftover(doc, update)
