@@ -1,4 +1,5 @@
-"""The ``atelier`` command: serve, migrate, seed-demo, token, roster import / export."""
+"""The ``atelier`` command: serve, migrate, seed-demo, token, roster import / export,
+backup, restore."""
 
 from __future__ import annotations
 
@@ -247,6 +248,39 @@ def _roster_export(settings: Settings, name: str, fmt: str | None) -> int:
     return 0
 
 
+def _backup(settings: Settings, name: str) -> int:
+    from server.persistence.backup import BackupError, backup
+
+    try:
+        report = backup(settings.database_url, Path(name))
+    except (BackupError, OSError) as exc:
+        print(f"atelier backup: {exc}", file=sys.stderr)
+        return EXIT_INVALID_FILE
+    print(
+        f"{report.path}: {report.backend} backup, {report.size} bytes, "
+        f"schema {report.revision or 'unknown'}"
+    )
+    return 0
+
+
+def _restore(settings: Settings, name: str, force: bool) -> int:
+    from server.persistence.backup import BackupError, NotEmpty, restore
+
+    try:
+        report = restore(settings.database_url, Path(name), force=force)
+    except NotEmpty as exc:
+        print(f"atelier restore: refused, nothing written: {exc} (--force)", file=sys.stderr)
+        return EXIT_REFUSED
+    except (BackupError, OSError) as exc:
+        print(f"atelier restore: {exc}", file=sys.stderr)
+        return EXIT_INVALID_FILE
+    print(
+        f"{report.path}: {report.backend} backup restored (schema {report.revision or 'unknown'}"
+        ", now migrated to this version's head)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +314,22 @@ def main(argv: list[str] | None = None) -> int:
     exp = roster_sub.add_parser("export", help="write the roster in the import's format")
     exp.add_argument("file", help="the file to write (.json: JSON, else CSV); - for stdout")
     exp.add_argument("--format", choices=["csv", "json"], help="default: from the name")
+    bak = sub.add_parser(
+        "backup",
+        help="write a backup of the database (SQLite: online backup; PostgreSQL: pg_dump)",
+        description=f"Exit status: 0 written, {EXIT_INVALID_FILE} failed (the reason is printed).",
+    )
+    bak.add_argument("file", help="the backup file to write (replaced if it exists)")
+    res = sub.add_parser(
+        "restore",
+        help="restore a backup into an empty database, then migrate it",
+        description=(
+            f"Exit status: 0 restored, {EXIT_INVALID_FILE} failed (the reason is printed), "
+            f"{EXIT_REFUSED} refused: the database is not empty (--force). Stop the nodes first."
+        ),
+    )
+    res.add_argument("file", help="a file written by `atelier backup`")
+    res.add_argument("--force", action="store_true", help="restore over a database that has tables")
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -304,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         return _roster_import(settings, args.file, args.format, args.dry_run, args.force)
     if args.command == "roster" and args.roster_command == "export":
         return _roster_export(settings, args.file, args.format)
+    if args.command == "backup":
+        return _backup(settings, args.file)
+    if args.command == "restore":
+        return _restore(settings, args.file, args.force)
     return 2
 
 
