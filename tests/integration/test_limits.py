@@ -9,6 +9,7 @@ stays as it was.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.node import run_node
 from tests.support.server import AtelierServer, make_server
 from tests.support.services import postgres_database
 from tests.support.stored import stored_text
@@ -320,3 +322,23 @@ async def test_past_the_memory_budget_new_loads_are_refused_and_not_ready(tmp_pa
                 await c.close()
     finally:
         server.stop()
+
+
+@pytest.mark.interop
+async def test_a_stock_y_websocket_client_is_told_and_stays_connected(node: Node) -> None:
+    limited = node(ATELIER_MAX_DOC_BYTES="4096")
+    config = {
+        "url": f"{limited.ws_url}/yjs",
+        "room": "2nde-a-g1",
+        "doc": "stock",
+        "writerToken": limited.token("s-01"),
+        "readerToken": limited.token("s-02"),
+    }
+    code, stdout, stderr = await run_node("too_large.mjs", config, timeout=60)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert len(report["denied"]) == 2
+    assert all(reason.startswith("document too large") for reason in report["denied"])
+    assert report["writerConnected"] is True and report["writerCloses"] == []
+    assert report["readerText"] == "accepté "  # nothing refused reached the other client
+    assert await stored_text(limited.database_url, "2nde-a-g1", "stock") == "accepté "
