@@ -189,7 +189,7 @@ class DocSession:
                 out.denied = FOREIGN_REASON
                 out.reply.append(permission_denied_frame(FOREIGN_REASON))
                 return out
-            if self.diverged or not self.replica.fits(update):
+            if self.diverged or not self.replica.fits(update, now):
                 if self.diverged and not carries_news(
                     self.doc, update, catch_up=isinstance(msg, SyncStep2)
                 ):

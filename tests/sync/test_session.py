@@ -560,7 +560,8 @@ def test_writes_within_the_limit_and_deletions_pass(server: Doc, table: Awarenes
     [deletion] = other.take()
     assert theirs.receive(deletion, writable=True, now=0).update is not None
     assert text_of(server) == "hello world"
-    assert mine.receive(edit(writer, 0, "v" * 50), writable=True, now=0).update is not None
+    # The freed room counts once the doc is measured again (at most once a second).
+    assert mine.receive(edit(writer, 0, "v" * 50), writable=True, now=2).update is not None
 
 
 def test_the_replica_measures_exactly_only_when_the_estimate_is_past_the_limit() -> None:
@@ -577,3 +578,23 @@ def test_the_replica_measures_exactly_only_when_the_estimate_is_past_the_limit()
     exact = len(replica.doc.get_update())
     assert replica.size >= exact  # an upper estimate
     assert replica.measure() == exact == replica.size
+
+
+def test_a_doc_at_its_limit_is_measured_at_most_once_a_second(server: Doc) -> None:
+    replica = Replica(server, max_bytes=len(server.get_update()) + 100)
+    peer = synced_peer(server)
+    near = decode(edit(peer, 5, "w" * 90)).update  # type: ignore[union-attr]
+    assert replica.fits(near, now=0)
+    replica.apply(near)
+    del peer.text[0:90]
+    [deletion] = peer.take()
+    replica.apply(decode(deletion).update)  # type: ignore[union-attr]
+    more = decode(edit(peer, 0, "v" * 60)).update  # type: ignore[union-attr]
+    assert replica.fits(more, now=5)  # measured: the deletion made room
+    replica.apply(more)
+    del peer.text[0:60]
+    [again] = peer.take()
+    replica.apply(decode(again).update)  # type: ignore[union-attr]
+    last = decode(edit(peer, 0, "u" * 60)).update  # type: ignore[union-attr]
+    assert not replica.fits(last, now=5.5)  # within the second: the estimate decides
+    assert replica.fits(last, now=6.5)
