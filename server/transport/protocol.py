@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import h11
@@ -37,6 +38,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server import metrics
+
+log = logging.getLogger(__name__)
 
 #: The attributes of uvicorn's protocol this module relies on (uvicorn is pinned to a
 #: tested minor range in pyproject.toml; tests/unit/test_transport_protocol.py checks
@@ -178,8 +181,11 @@ class AtelierHttpProtocol(H11Protocol):
             return  # closed, or upgraded to a WebSocket: the head came in time
         if self.conn.their_state is not h11.IDLE:
             return  # a request is being served (its body, its response)
-        if self.conn.trailing_data[0]:
-            metrics.refused("preauth_timeout")  # part of a head: a slow client, not an idle one
+        if self.conn.trailing_data[0]:  # part of a head: a slow client, not an idle one
+            metrics.refused("preauth_timeout")
+            log.warning(
+                "closed a connection: request head not complete within %g s", self.head_timeout_s
+            )
         transport.close()
 
     def on_response_complete(self) -> None:

@@ -231,6 +231,8 @@ async def test_a_connection_that_never_finishes_its_headers_is_closed(node: Node
     c = await YClient(doc_url(limited, "s-01", "rapport")).connect()
     await c.round_trip()
     await c.close()
+    assert limited.log().count("request head not complete within 1 s") == 2
+    assert "eyJ" not in limited.log()  # no token, not even of a head cut short
 
 
 async def test_a_socket_not_authorised_in_time_is_closed_with_1013(tmp_path: Path) -> None:
