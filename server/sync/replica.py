@@ -83,10 +83,10 @@ class Replica:
 
     def fits(self, update: bytes, now: float = 0.0) -> bool:
         """May ``update`` be applied without taking the state past ``max_bytes``?
-        ``now``: a monotonic clock (seconds), for the pace of exact measures.
 
-                An update that adds no structs (a deletion, or what the doc already has) always
-                fits: it never grows the state, and deleting is how a full doc gets room back.
+        An update that adds no structs (a deletion, or what the doc already has) always
+        fits: it never grows the state, and deleting is how a full doc gets room back.
+        ``now``: a monotonic clock (seconds), for the pace of exact measures.
         """
         limit = self.max_bytes
         if limit is None or self.size + len(update) <= limit:
