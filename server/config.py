@@ -489,7 +489,7 @@ class Settings(BaseSettings):
         description=(
             "Sockets this node holds at once, counted from the upgrade (before auth). "
             "Past it a new socket is closed with 1013 (try another node). Size it from "
-            "bench/memory.py: about 30 KiB per idle socket plus the docs they hold."
+            "bench/memory.py: about 15 KiB per idle socket (bench/results) plus the docs they hold."
         ),
     )
     preauth_timeout_s: float = Field(
