@@ -200,11 +200,19 @@ def _pg_revision(backup: Path, env: dict[str, str]) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def _pg_has_tables(url: URL) -> bool:
+def _pg_tables(url: URL, *, drop: bool = False) -> list[str]:
+    """The tables of the database's current schema; with ``drop``, dropped (one
+    transaction) so that a forced restore starts from nothing: ``pg_restore --clean``
+    would only drop the backup's own tables, and a newer schema's would stay in the way
+    of the migrations that follow."""
     engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     try:
-        with engine.connect() as conn:
-            return bool(sa.inspect(conn).get_table_names())
+        with engine.begin() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            if drop and tables:
+                quoted = ", ".join(conn.dialect.identifier_preparer.quote(t) for t in tables)
+                conn.execute(sa.text(f"DROP TABLE {quoted} CASCADE"))
+            return tables
     except sa.exc.OperationalError as exc:
         raise BackupError(f"database {url.database} does not answer: {exc.orig}") from None
     finally:
@@ -215,14 +223,13 @@ def _pg_restore(backup: Path, url: URL, force: bool, sa_url: str) -> str | None:
     env = _pg_env(url)
     revision = _pg_revision(backup, env)
     _check_revision(revision, sa_url)
-    if _pg_has_tables(url) and not force:
+    if _pg_tables(url) and not force:
         raise NotEmpty(f"database {url.database} already has tables")
-    args = [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
     if force:
-        args += ["--clean", "--if-exists", "--single-transaction"]
-    else:
-        args.append("--single-transaction")
-    _run([*args, "--dbname", url.database or "", str(backup)], env)
+        _pg_tables(url, drop=True)
+    args = [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error"]
+    args += ["--single-transaction", "--dbname", url.database or "", str(backup)]
+    _run(args, env)
     return revision
 
 
