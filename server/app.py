@@ -242,4 +242,9 @@ def create_app(settings: Settings | None = None) -> Edge:
         SocketRoute("/yjs/{room_id}/{doc_name}", yjs_endpoint),
         SocketRoute("/rooms/{room_id}/live", live_endpoint),
     ]
-    return Edge(Starlette(routes=routes, lifespan=lifespan), settings.node_id, sockets)
+    return Edge(
+        Starlette(routes=routes, lifespan=lifespan),
+        settings.node_id,
+        sockets,
+        max_sockets=settings.max_sockets_per_node,
+    )

@@ -1,5 +1,5 @@
 """The ``atelier`` command: serve, migrate, seed-demo, token, roster import / export,
-retention run."""
+retention run, backup, restore."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
 
     from server.app import create_app
     from server.logs import log_config
-    from server.transport.protocol import AtelierWebSocketProtocol
+    from server.transport.protocol import AtelierHttpProtocol, AtelierWebSocketProtocol
 
     app = create_app(settings)
+    AtelierHttpProtocol.head_timeout_s = settings.preauth_timeout_s
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -48,6 +49,7 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         app,
         host=host,
         port=port,
+        http=AtelierHttpProtocol,
         ws=AtelierWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_deflate,
@@ -273,6 +275,39 @@ def _retention_run(settings: Settings, dry_run: bool) -> int:
     return 0
 
 
+def _backup(settings: Settings, name: str) -> int:
+    from server.persistence.backup import BackupError, backup
+
+    try:
+        report = backup(settings.database_url, Path(name))
+    except (BackupError, OSError) as exc:
+        print(f"atelier backup: {exc}", file=sys.stderr)
+        return EXIT_INVALID_FILE
+    print(
+        f"{report.path}: {report.backend} backup, {report.size} bytes, "
+        f"schema {report.revision or 'unknown'}"
+    )
+    return 0
+
+
+def _restore(settings: Settings, name: str, force: bool) -> int:
+    from server.persistence.backup import BackupError, NotEmpty, restore
+
+    try:
+        report = restore(settings.database_url, Path(name), force=force)
+    except NotEmpty as exc:
+        print(f"atelier restore: refused, nothing written: {exc} (--force)", file=sys.stderr)
+        return EXIT_REFUSED
+    except (BackupError, OSError) as exc:
+        print(f"atelier restore: {exc}", file=sys.stderr)
+        return EXIT_INVALID_FILE
+    print(
+        f"{report.path}: {report.backend} backup restored (schema {report.revision or 'unknown'}"
+        ", now migrated to this version's head)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="atelier", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -310,6 +345,22 @@ def main(argv: list[str] | None = None) -> int:
     ret_sub = ret.add_subparsers(dest="retention_command", required=True)
     run = ret_sub.add_parser("run", help="apply every RETENTION_*_DAYS now; prints the counts")
     run.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    bak = sub.add_parser(
+        "backup",
+        help="write a backup of the database (SQLite: online backup; PostgreSQL: pg_dump)",
+        description=f"Exit status: 0 written, {EXIT_INVALID_FILE} failed (the reason is printed).",
+    )
+    bak.add_argument("file", help="the backup file to write (replaced if it exists)")
+    res = sub.add_parser(
+        "restore",
+        help="restore a backup into an empty database, then migrate it",
+        description=(
+            f"Exit status: 0 restored, {EXIT_INVALID_FILE} failed (the reason is printed), "
+            f"{EXIT_REFUSED} refused: the database is not empty (--force). Stop the nodes first."
+        ),
+    )
+    res.add_argument("file", help="a file written by `atelier backup`")
+    res.add_argument("--force", action="store_true", help="restore over a database that has tables")
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
@@ -336,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         return _roster_export(settings, args.file, args.format)
     if args.command == "retention" and args.retention_command == "run":
         return _retention_run(settings, args.dry_run)
+    if args.command == "backup":
+        return _backup(settings, args.file)
+    if args.command == "restore":
+        return _restore(settings, args.file, args.force)
     return 2
 
 

@@ -566,6 +566,65 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- limits that protect the service, and backups (issue 13, parts 5 and 6) ---
+    max_doc_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest state one doc may reach (bytes of its Yjs state). An edit that would "
+            'take it past this is refused ("permission denied: document too large") and '
+            "the doc stays as it was; deleting text is always accepted. 16 MiB is a "
+            "very long report with pasted images; lower it to bound a node's memory."
+        ),
+    )
+    max_docs_per_room: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Docs one room may hold (stored or loaded) for a socket to open a new one; "
+            "past it the socket is closed with 1008. A class room with a doc per student "
+            "for each of 60 assignments stays below; it stops a client inventing doc "
+            "names to fill the database. Docs the server makes (assignments) are not held back."
+        ),
+    )
+    max_sockets_per_user: int = Field(
+        default=64,
+        ge=1,
+        description=(
+            "Sockets one user may hold open on a node (every tab opens one per doc plus "
+            "the room channel). Past it a new socket is closed with 1008. A teacher "
+            "following five groups in three tabs stays well below."
+        ),
+    )
+    max_sockets_per_node: int = Field(
+        default=20000,
+        ge=1,
+        description=(
+            "Sockets this node holds at once, counted from the upgrade (before auth). "
+            "Past it a new socket is closed with 1013 (try another node). Size it from "
+            "bench/memory.py: about 15 KiB per idle socket (bench/results) plus the docs they hold."
+        ),
+    )
+    preauth_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "A connection must send its request headers, and a socket be authorised, "
+            "within this many seconds of arriving; else the connection is closed (a "
+            "socket with 1013). Stops idle or slow half-open connections piling up."
+        ),
+    )
+    memory_budget_mb: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Resident memory (RSS, MiB) past which the node refuses to load more docs "
+            '(1013, "node memory budget reached") and /readyz answers 503, so the load '
+            "balancer sends new clients elsewhere; open sockets go on. 0: no budget. "
+            "Set it to about 80 % of the memory the node may use."
+        ),
+    )
+
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
         if bool(self.oidc_issuer) != bool(self.oidc_client_id):

@@ -180,7 +180,10 @@ export class DocSession extends EventTarget {
     // Cancel the provider's own (unjittered) retry; ours follows.
     this.provider.shouldConnect = false
     if (this.destroyed) return
-    if (event && FINAL_CODES.includes(event.code)) {
+    // 1008 is final when the room is full of docs (retrying cannot help); other 1008s
+    // (flooding, too many sockets) are retried later.
+    const roomFull = event?.code === 1008 && /limit of \d+ documents/.test(event.reason ?? '')
+    if (event && (FINAL_CODES.includes(event.code) || roomFull)) {
       this.final = { code: event.code, reason: event.reason }
       this.dispatchEvent(new CustomEvent('closed', { detail: this.final }))
       this._changed()

@@ -16,7 +16,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """200 when the database and the bus answer and the node is not draining; else 503."""
+    """200 when the database and the bus answer, the node is not draining and within its
+    memory budget; else 503 with the reason (the load balancer sends new clients on)."""
     ctx = request.app.state.ctx
     checks: dict[str, str] = {}
     if ctx.draining:
@@ -27,6 +28,8 @@ async def readyz(request: Request) -> JSONResponse:
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"down ({type(exc).__name__})"
+    over = ctx.registry.budget.over()
+    checks["memory"] = "ok" if over is None else over
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", **checks},

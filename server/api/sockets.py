@@ -1,7 +1,8 @@
 """Admission: the checks every client socket goes through, for both socket endpoints.
 
 Draining (1012), names (4400), Origin and the permission table (4403, after the
-``denied`` frame when the protocol has one), the token (4401). The socket is accepted
+``denied`` frame when the protocol has one), the token (4401), all within the pre-auth
+timeout (1013), then the user's sockets on this node (1008). The socket is accepted
 before any refusal because a close code can only be sent on an open WebSocket (a
 refused handshake reaches the client as a bare HTTP 403).
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from server import metrics
 from server.api.access import access_to, doc_access, identify, origin_allowed
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
@@ -24,6 +27,8 @@ from server.transport.limits import TokenBucket
 from server.transport.peer import Peer
 from server.transport.socket import ClientSocket
 from server.types import RoomAccess, UserId
+
+log = logging.getLogger(__name__)
 
 
 async def refuse(peer: Peer, code: int, reason: str, first: bytes | None = None) -> None:
@@ -83,15 +88,29 @@ async def admit(
         await forbidden("origin not allowed")
         return None
     try:
-        user, claims = await identify(ctx, sock.token)
+        # Bounded: a socket waiting on a slow database or the ENT's keys holds memory
+        # and a slot of the node; past the pre-auth timeout it is told to come back.
+        async with asyncio.timeout(ctx.settings.preauth_timeout_s):
+            user, claims = await identify(ctx, sock.token)
+            info, access = await access_to(ctx, user, room_id)
+            if info is not None and doc_name is not None:
+                access = await doc_access(ctx, user, info, access, doc_name)
     except InvalidToken as exc:
         await refuse(peer, Close.UNAUTHENTICATED, str(exc))
         return None
-    info, access = await access_to(ctx, user, room_id)
-    if info is not None and doc_name is not None:
-        access = await doc_access(ctx, user, info, access, doc_name)
+    except TimeoutError:
+        metrics.refused("preauth_timeout")
+        log.warning("closed a socket on %s: not authorised in time", room_id)
+        await refuse(peer, Close.TRY_LATER, "authentication took too long, try again later")
+        return None
     if info is None or not allowed(access):
         await forbidden("no access to this room")
+        return None
+    most = ctx.settings.max_sockets_per_user
+    if ctx.sockets.count_of(user.id) >= most:
+        metrics.refused("sockets_per_user")
+        log.warning("refused a socket of %s on %s: %d sockets open", user.id, room_id, most)
+        await refuse(peer, Close.POLICY, f"too many open connections for this user ({most})")
         return None
     peer.authorise(UserId(user.id), access)
     sock.forget_handshake()

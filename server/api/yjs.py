@@ -2,6 +2,7 @@
 
 The order of a connection (the peer's state machine): accept → check the doc name, the
 Origin, the token (4401) and the permission table (auth "permission denied" + 4403) →
+may it be loaded (1013 past the node's memory budget, 1008 past the room's docs) →
 load the doc (1013 if it cannot be loaded) → join (server sends sync step 1) → frames.
 """
 
@@ -36,6 +37,10 @@ async def yjs_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
         return
     peer = admitted.peer
     registry = ctx.registry
+    refusal = await registry.may_load(room_id, doc_name)
+    if refusal is not None:
+        admitted.release(ctx)
+        return await refuse(peer, *refusal)
     try:
         live = await registry.open(room_id, doc_name)
     except DocLoadError as exc:

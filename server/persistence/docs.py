@@ -113,6 +113,14 @@ class DocStore:
         attribution = bytes(head.attribution) if head.attribution is not None else None
         return StoredDoc(snapshot, updates, bool(head.locked), authors, times, attribution)
 
+    async def names(self, room_id: str, limit: int) -> set[str]:
+        """The names of a room's stored docs, at most ``limit`` of them."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(doc_t.c.name).where(doc_t.c.room_id == room_id).limit(limit)
+            )
+            return {r.name for r in rows}
+
     async def append(self, items: Sequence[Item]) -> None:
         """Append ``(room_id, doc_name, update, author)`` items, all in one transaction."""
         if not items:

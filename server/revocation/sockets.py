@@ -66,6 +66,10 @@ class SocketIndex:
     def of_user(self, user_id: str) -> list[Held]:
         return list(self._by_user.get(user_id, ()))
 
+    def count_of(self, user_id: str) -> int:
+        """How many sockets the user holds here (``max_sockets_per_user``), O(1)."""
+        return len(self._by_user.get(user_id, ()))
+
     def of_key(self, key: str) -> list[Held]:
         """The sockets opened under ``sid:…`` or ``jti:…``."""
         return list(self._by_key.get(key, ()))

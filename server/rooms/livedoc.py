@@ -50,12 +50,12 @@ class LiveDoc:
         "topic",
     )
 
-    def __init__(self, room_id: str, name: str) -> None:
+    def __init__(self, room_id: str, name: str, *, max_bytes: int | None = None) -> None:
         self.room_id = room_id
         self.name = name
         self.key = (room_id, name)
         self.topic = self.topic_of(room_id, name)
-        self.replica = Replica()
+        self.replica = Replica(max_bytes=max_bytes)
         self.doc: Doc = self.replica.doc
         self.awareness = AwarenessTable()
         self.sessions: dict[PeerHandle, DocSession] = {}

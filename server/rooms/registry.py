@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+from server import metrics
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
@@ -36,6 +37,7 @@ from server.metrics.hot import APPLY_BUS, APPLY_CLIENT, FANOUT_BUS, FANOUT_CLIEN
 from server.persistence.docs import Fold, StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
+from server.rooms.memory import MemoryBudget
 from server.rooms.relay import KIND_AWARENESS, KIND_LOCK, KIND_UPDATE, Relay, authored
 from server.rooms.residency import Residency
 from server.sync.messages import awareness_frame, update_frame
@@ -75,6 +77,8 @@ class DocStoreLike(Protocol):
 
     async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None: ...
 
+    async def names(self, room_id: str, limit: int) -> set[str]: ...
+
 
 class RoomRegistry:
     def __init__(
@@ -98,6 +102,7 @@ class RoomRegistry:
         self.watchers: list[DocWatcher] = []
         #: Folds the attribution of the log rows a compaction folds (server/progress/).
         self.fold: Fold | None = None
+        self.budget = MemoryBudget(settings.memory_budget_mb)
         self.relay = Relay(self)
         self.docs: Residency[tuple[str, str], LiveDoc] = Residency(
             self.bus, self.relay.on_message, self, delay_s=settings.doc_unload_delay_s
@@ -146,11 +151,40 @@ class RoomRegistry:
         if self.closing:
             raise DocLoadError("server is shutting down")
         try:
-            return await self.docs.open((room_id, doc_name), lambda: LiveDoc(room_id, doc_name))
+            return await self.docs.open(
+                (room_id, doc_name),
+                lambda: LiveDoc(room_id, doc_name, max_bytes=self.settings.max_doc_bytes),
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise DocLoadError("document unavailable, retry later") from exc
+
+    async def may_load(self, room_id: str, doc_name: str) -> tuple[Close, str] | None:
+        """Before a socket opens a doc: None, or the close code and reason refusing it.
+
+        A doc already here is always served. Loading one more is refused past the
+        node's memory budget (1013: another node, or later) and, for a doc the room does
+        not have yet, past ``max_docs_per_room`` (1008). Loads the server makes itself
+        (an assignment's freeze, a version) do not ask: they must not fail on a busy node.
+        """
+        if self.docs.get((room_id, doc_name)) is not None:
+            return None
+        over = self.budget.over()
+        if over is not None:
+            metrics.refused("memory_budget")
+            log.warning("refused to load %s/%s: %s", room_id, doc_name, over)
+            return Close.TRY_LATER, over
+        most = self.settings.max_docs_per_room
+        names = await self.store.names(room_id, most + 1)
+        if doc_name in names:
+            return None
+        names.update(live.name for live in self.docs.values() if live.room_id == room_id)
+        if len(names) >= most:
+            metrics.refused("docs_per_room")
+            log.warning("refused a new doc in %s: the room has %d docs", room_id, len(names))
+            return Close.POLICY, f"this room has reached its limit of {most} documents"
+        return None
 
     def join(self, live: LiveDoc, peer: PeerHandle) -> DocSession:
         session = live.attach(peer)
@@ -225,6 +259,16 @@ class RoomRegistry:
         out = session.receive(data, writable=writable, now=now)
         for reply in out.reply:
             peer.send(reply)
+        if out.limit is not None:
+            metrics.refused(out.limit)
+            if out.first:  # once per socket: the size only, never the content
+                log.warning(
+                    "refused an edit of %s on %s: document too large (%d bytes, limit %d)",
+                    peer.user_id,
+                    live.topic,
+                    live.replica.size,
+                    self.settings.max_doc_bytes,
+                )
         if out.update is not None:
             APPLY_CLIENT.observe(time.monotonic() - now)  # decoded, checked, applied
             self.integrate(live, out.update, UpdateOrigin.CLIENT, out.broadcast, peer)

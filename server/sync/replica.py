@@ -10,6 +10,16 @@ So every update goes through :meth:`Replica.apply`: after applying it, the part 
 still lacks (``get_update(update, state vector)``: structs left un-integrated) is kept
 here, and re-applied, merged, after every later update until it integrates. The cost in
 the normal, in-order case is one state-vector diff per update.
+
+The replica also keeps an estimate of its state's size for ``max_doc_bytes``: the
+encoded state at the first measure, plus the length of every update applied since (an
+update adds at most about its own length; a deletion shrinks the state). Encoding the
+whole state per update would cost O(doc) per keystroke (56 ms for a 16 MB doc), so
+:meth:`Replica.fits` measures exactly only when the estimate says "too big", something
+changed since the last measure, and the last measure is ``MEASURE_EVERY_S`` old: a
+socket alternating deletions and insertions at the limit cannot make the node encode
+the doc at its frame rate. Within that second the estimate decides (an insertion right
+after a deletion at the limit may be refused; deleting never is).
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Un-integrated bytes kept at most; past this (a client sending updates whose
 #: dependencies never come) the oldest are dropped — they are in the database log anyway.
 MAX_PENDING_BYTES = 4 * 1024 * 1024
+#: The state of a doc near its size limit is measured at most this often (seconds).
+MEASURE_EVERY_S = 1.0
 
 
 def _apply(doc: Doc, update: bytes) -> None:
@@ -48,16 +60,56 @@ def _leftover(doc: Doc, update: bytes) -> bytes | None:
 
 
 class Replica:
-    __slots__ = ("doc", "pending")
+    __slots__ = ("_measured", "_measured_at", "doc", "max_bytes", "pending", "size")
 
-    def __init__(self, doc: Doc | None = None) -> None:
+    def __init__(self, doc: Doc | None = None, *, max_bytes: int | None = None) -> None:
         self.doc: Doc = doc if doc is not None else Doc()
         self.pending: bytes | None = None
+        #: The limit on the state's size (None: none); see :meth:`fits`.
+        self.max_bytes = max_bytes
+        #: An upper estimate of the encoded state's size, in bytes.
+        self.size = len(self.doc.get_update()) if doc is not None else 0
+        #: True while ``size`` is exact (nothing applied since it was measured).
+        self._measured = True
+        self._measured_at = float("-inf")
+
+    def measure(self, now: float | None = None) -> int:
+        """The exact size of the encoded state (O(doc): not for every update)."""
+        self.size = len(self.doc.get_update())
+        self._measured = True
+        if now is not None:
+            self._measured_at = now
+        return self.size
+
+    def fits(self, update: bytes, now: float = 0.0) -> bool:
+        """May ``update`` be applied without taking the state past ``max_bytes``?
+
+        An update that adds no structs (a deletion, or what the doc already has) always
+        fits: it never grows the state, and deleting is how a full doc gets room back.
+        ``now``: a monotonic clock (seconds), for the pace of exact measures.
+        """
+        limit = self.max_bytes
+        if limit is None or self.size + len(update) <= limit:
+            return True
+        try:
+            news = get_update(update, self.doc.get_state())
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:
+            return True  # undecodable: apply() refuses it with a clear ProtocolError
+        if news[:1] == b"\x00":
+            return True
+        size = self.size
+        if not self._measured and now - self._measured_at >= MEASURE_EVERY_S:
+            size = self.measure(now)
+        return size + len(news) <= limit
 
     def apply(self, update: bytes) -> None:
         """Apply an update (raises ProtocolError if pycrdt refuses it)."""
         doc = self.doc
         _apply(doc, update)
+        self.size += len(update)
+        self._measured = False
         if update[:1] == b"\x00":
             return  # a delete set alone: no structs to wait for
         left = _leftover(doc, update)

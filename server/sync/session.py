@@ -26,6 +26,13 @@ Rules enforced here, once, for every frame:
   denied", never applied): a student cannot write under a classmate's id. A sync step 2
   may carry other users' structs (a replica handing back what the server lost): they
   stay attributed to their owners.
+- **Docs have a size limit** (the replica's ``max_bytes``): an update that would take
+  the state past it is refused ("permission denied: document too large"), never
+  applied. From then on the socket's replica holds structs the doc will never have, so
+  every later write of that socket that carries news is refused the same way (applied,
+  they would wait forever on the refused structs): the client must reload the doc to
+  write again (the web client does so; a stock client stays a reader). Deletions from a
+  socket that was never refused always fit.
 - Anything malformed, or an update pycrdt refuses, raises :class:`ProtocolError`.
 """
 
@@ -56,6 +63,12 @@ from server.sync.structs import update_clients
 
 READ_ONLY_REASON = "read-only: this document cannot be edited from this connection"
 FOREIGN_REASON = "permission denied: this Yjs client id belongs to another user"
+TOO_LARGE_REASON = (
+    "document too large: this edit would take it past the size limit; it was not "
+    "saved (reload the document to go on editing)"
+)
+#: The limit name of a size refusal (``Outcome.limit``; the metric's label).
+DOC_BYTES = "doc_bytes"
 
 
 @dataclass(slots=True)
@@ -73,6 +86,10 @@ class Outcome:
     awareness_payload: bytes | None = None
     #: Set when a write was refused (read-only); the reason was sent in ``reply``.
     denied: str | None = None
+    #: Set when a limit refused the write (``DOC_BYTES``); ``first`` on its first time
+    #: for this socket (the refusal worth a log line).
+    limit: str | None = None
+    first: bool = False
 
 
 def carries_news(doc: Doc, update: bytes, *, catch_up: bool) -> bool:
@@ -97,7 +114,7 @@ def carries_news(doc: Doc, update: bytes, *, catch_up: bool) -> bool:
 
 
 class DocSession:
-    __slots__ = ("awareness", "doc", "owned", "owners", "replica", "user")
+    __slots__ = ("awareness", "diverged", "doc", "owned", "owners", "replica", "user")
 
     def __init__(
         self,
@@ -115,6 +132,8 @@ class DocSession:
         self.owned: set[int] = set()
         self.owners = owners
         self.user = user
+        #: True once a write of this socket was refused for size (see the module doc).
+        self.diverged = False
 
     def _claim(self, update: bytes, *, live: bool) -> list[int] | None:
         """The client ids this update would bind to our user, or None to refuse it."""
@@ -169,6 +188,17 @@ class DocSession:
             if fresh is None:
                 out.denied = FOREIGN_REASON
                 out.reply.append(permission_denied_frame(FOREIGN_REASON))
+                return out
+            if self.diverged or not self.replica.fits(update, now):
+                if self.diverged and not carries_news(
+                    self.doc, update, catch_up=isinstance(msg, SyncStep2)
+                ):
+                    return out
+                out.denied = TOO_LARGE_REASON
+                out.limit = DOC_BYTES
+                out.first = not self.diverged
+                self.diverged = True
+                out.reply.append(permission_denied_frame(TOO_LARGE_REASON))
                 return out
             self.replica.apply(update)
             if fresh:

@@ -10,7 +10,8 @@ import enum
 
 
 class Close(enum.IntEnum):
-    #: Flooding: over the per-socket rate for longer than the burst allows.
+    #: Flooding (over the per-socket rate for longer than the burst allows), too many
+    #: sockets of one user, a new doc past the room's limit (docs/operations.md).
     POLICY = 1008
     #: A frame over ``max_frame_bytes`` (uvicorn closes these itself; listed for clients).
     TOO_BIG = 1009
@@ -18,7 +19,8 @@ class Close(enum.IntEnum):
     INTERNAL = 1011
     #: The node is restarting (SIGTERM); reconnect, possibly to another node.
     RESTART = 1012
-    #: Too slow to keep up, or a doc/room that cannot be loaded now: retry later.
+    #: Too slow to keep up, a doc/room that cannot be loaded now, the node at its socket
+    #: or memory limit, an authorisation that took too long: retry later.
     TRY_LATER = 1013
     #: A malformed frame, or bad room/doc names.
     BAD_FRAME = 4400

@@ -30,6 +30,7 @@ from starlette.routing import compile_path
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from server import metrics
 from server.transport.codes import Close
 from server.transport.protocol import AtelierWebSocketProtocol
 from server.transport.socket import ClientSocket
@@ -50,11 +51,21 @@ class SocketRoute:
 
 
 class Edge:
-    def __init__(self, app: Starlette, node_id: str, sockets: Sequence[SocketRoute] = ()) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        node_id: str,
+        sockets: Sequence[SocketRoute] = (),
+        *,
+        max_sockets: int | None = None,
+    ) -> None:
         self.app = app
         self.state = app.state
         self.header = (b"x-atelier-node", node_id.encode("latin-1", "replace"))
         self._sockets = [(route.regex, route.endpoint) for route in sockets]
+        #: Sockets in an endpoint now, admitted or not (``max_sockets_per_node``).
+        self.open_sockets = 0
+        self.max_sockets = max_sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -97,10 +108,23 @@ class Edge:
         owner = getattr(send, "__self__", None)
         direct = owner if isinstance(owner, AtelierWebSocketProtocol) else None
         ws = WebSocket(scope, receive, send)
+        if self.max_sockets is not None and self.open_sockets >= self.max_sockets:
+            # Counted before any check: the limit protects the node from sockets that
+            # never authorise as much as from admitted ones. Accepted, so that the close
+            # code and its reason reach the client (a refused upgrade is a bare 403).
+            metrics.refused("sockets_per_node")
+            log.warning("refused a socket: %d sockets open on this node", self.open_sockets)
+            with contextlib.suppress(Exception):
+                await ws.accept(headers=[self.header])
+                await ws.close(Close.TRY_LATER, "node at capacity, try again later")
+            return
         sock = ClientSocket(ws, params, send, node_header=self.header, direct=direct)
+        self.open_sockets += 1
         try:
             await endpoint(sock, self.state.ctx)
         except Exception:
             log.exception("socket endpoint failed on %s", scope["path"])
             with contextlib.suppress(Exception):
                 await ws.close(Close.INTERNAL, "internal error")
+        finally:
+            self.open_sockets -= 1

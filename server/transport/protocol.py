@@ -18,15 +18,28 @@ Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
   request and response with their headers. The receive queue and the event are replaced
   by list-based equivalents with the same methods, and the handshake objects are dropped
   once the socket is accepted.
+
+And one addition, on the HTTP side (:class:`AtelierHttpProtocol`): uvicorn gives a
+connection no time limit to send its request headers (its keep-alive timer is cancelled
+by the first byte), so a client trickling a header a minute holds a connection for ever.
+A connection must send a whole request head within ``preauth_timeout_s`` of arriving,
+or of the previous response; a WebSocket upgrade is a request like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from server import metrics
+
+log = logging.getLogger(__name__)
 
 #: The attributes of uvicorn's protocol this module relies on (uvicorn is pinned to a
 #: tested minor range in pyproject.toml; tests/unit/test_transport_protocol.py checks
@@ -143,3 +156,45 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         conn.send_binary(data)
         self.transport.write(b"".join(conn.data_to_send()))
         return True
+
+
+class AtelierHttpProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a time limit on reading each request head."""
+
+    #: Seconds a request head may take (``Settings.preauth_timeout_s``; set by the CLI).
+    head_timeout_s = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_late)
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        transport = self.transport
+        if transport.is_closing() or transport.get_protocol() is not self:
+            return  # closed, or upgraded to a WebSocket: the head came in time
+        if self.conn.their_state is not h11.IDLE:
+            return  # a request is being served (its body, its response)
+        if self.conn.trailing_data[0]:  # part of a head: a slow client, not an idle one
+            metrics.refused("preauth_timeout")
+            log.warning(
+                "closed a connection: request head not complete within %g s", self.head_timeout_s
+            )
+        transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this keep-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)

@@ -32,7 +32,14 @@ from server.sync.messages import (
     sync_step2_frame,
     update_frame,
 )
-from server.sync.session import READ_ONLY_REASON, DocSession, Outcome
+from server.sync.replica import Replica
+from server.sync.session import (
+    DOC_BYTES,
+    READ_ONLY_REASON,
+    TOO_LARGE_REASON,
+    DocSession,
+    Outcome,
+)
 from tests.sync.peers import Peer, awareness_update, connect, exchange, seeded_doc
 
 DENIED = b"\x02\x00" + write_var_uint(len(READ_ONLY_REASON.encode())) + READ_ONLY_REASON.encode()
@@ -496,3 +503,98 @@ def test_awareness_of_one_reaches_the_other(server: Doc, table: AwarenessTable) 
     for frame in DocSession(server, table).opening():
         carol.feed(frame)
     assert 2 not in carol.awareness.states
+
+
+# --- The size limit (max_doc_bytes) ------------------------------------------------------
+
+
+def limited(server: Doc, table: AwarenessTable, room: int) -> DocSession:
+    """A session on ``server`` whose state may grow by ``room`` bytes at most."""
+    return DocSession(Replica(server, max_bytes=len(server.get_update()) + room), table)
+
+
+TOO_LARGE = b"\x02\x00" + write_var_uint(len(TOO_LARGE_REASON.encode())) + TOO_LARGE_REASON.encode()
+
+
+@pytest.mark.parametrize("wrap", [update_frame, sync_step2_frame], ids=["update", "step2"])
+def test_a_write_past_the_size_limit_is_refused_and_the_doc_stays(
+    server: Doc, table: AwarenessTable, wrap: object
+) -> None:
+    session = limited(server, table, 100)
+    peer = synced_peer(server)
+    before = server.get_update()
+    update = decode(edit(peer, 0, "x" * 200)).update  # type: ignore[union-attr]
+    out = session.receive(wrap(update), writable=True, now=0)  # type: ignore[operator]
+    assert out.reply == [TOO_LARGE]
+    assert (out.denied, out.limit, out.first) == (TOO_LARGE_REASON, DOC_BYTES, True)
+    assert (out.update, out.broadcast) == (None, None)
+    assert server.get_update() == before
+
+
+def test_after_a_size_refusal_the_sockets_later_writes_are_refused_not_left_pending(
+    server: Doc, table: AwarenessTable
+) -> None:
+    session = limited(server, table, 100)
+    peer = synced_peer(server)
+    session.receive(edit(peer, 0, "x" * 200), writable=True, now=0)
+    out = session.receive(edit(peer, 0, "y"), writable=True, now=0)  # small, but after x
+    assert out.reply == [TOO_LARGE] and out.first is False and out.update is None
+    assert session.replica.pending is None
+    assert text_of(server) == "hello"
+
+
+def test_writes_within_the_limit_and_deletions_pass(server: Doc, table: AwarenessTable) -> None:
+    mine = limited(server, table, 100)
+    theirs = DocSession(mine.replica, table)  # another socket on the same doc
+    writer, other = synced_peer(server, 2), synced_peer(server, 3)
+    assert mine.receive(edit(writer, 5, " world"), writable=True, now=0).update is not None
+    # Another socket fills the doc to the brim; then its deletion frees room.
+    full = theirs.receive(edit(other, 0, "z" * 60), writable=True, now=0)
+    assert full.update is not None
+    writer._remote = True
+    writer.doc.apply_update(full.update)
+    writer._remote = False
+    late = DocSession(mine.replica, table)
+    assert late.receive(edit(synced_peer(server, 4), 0, "w" * 80), writable=True, now=0).limit
+    del other.text[0:60]
+    [deletion] = other.take()
+    assert theirs.receive(deletion, writable=True, now=0).update is not None
+    assert text_of(server) == "hello world"
+    # The freed room counts once the doc is measured again (at most once a second).
+    assert mine.receive(edit(writer, 0, "v" * 50), writable=True, now=2).update is not None
+
+
+def test_the_replica_measures_exactly_only_when_the_estimate_is_past_the_limit() -> None:
+    doc: Doc = Doc()
+    text = doc.get("t", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda e: updates.append(e.update))
+    for _ in range(50):
+        text.insert(0, "ab")
+    replica = Replica(max_bytes=2000)
+    for update in updates:
+        assert replica.fits(update)
+        replica.apply(update)
+    exact = len(replica.doc.get_update())
+    assert replica.size >= exact  # an upper estimate
+    assert replica.measure() == exact == replica.size
+
+
+def test_a_doc_at_its_limit_is_measured_at_most_once_a_second(server: Doc) -> None:
+    replica = Replica(server, max_bytes=len(server.get_update()) + 100)
+    peer = synced_peer(server)
+    near = decode(edit(peer, 5, "w" * 90)).update  # type: ignore[union-attr]
+    assert replica.fits(near, now=0)
+    replica.apply(near)
+    del peer.text[0:90]
+    [deletion] = peer.take()
+    replica.apply(decode(deletion).update)  # type: ignore[union-attr]
+    more = decode(edit(peer, 0, "v" * 60)).update  # type: ignore[union-attr]
+    assert replica.fits(more, now=5)  # measured: the deletion made room
+    replica.apply(more)
+    del peer.text[0:60]
+    [again] = peer.take()
+    replica.apply(decode(again).update)  # type: ignore[union-attr]
+    last = decode(edit(peer, 0, "u" * 60)).update  # type: ignore[union-attr]
+    assert not replica.fits(last, now=5.5)  # within the second: the estimate decides
+    assert replica.fits(last, now=6.5)

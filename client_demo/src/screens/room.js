@@ -27,6 +27,10 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   let session_ = null // the open DocSession
   let locked = false
   let deniedReason = null
+  // Set when the server refused an edit because the doc is at its size limit: the doc is
+  // reloaded (our replica holds what the server will never have) and this says why.
+  let tooLargeDoc = null
+  let roomFull = false
   let typingTimer = null
   const mutedUsers = new Set()
   let destroyed = false
@@ -197,7 +201,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
 
   function writable () {
     if (access.docs !== 'write') return false
-    if (deniedReason) return false
+    if (deniedReason || roomFull) return false
     if (locked && !access.lock) return false
     return true
   }
@@ -208,7 +212,9 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     if (access.docs !== 'write') text = t('banner.readonly')
     else if (locked && !access.lock) { text = t('banner.locked'); kind = 'warn' }
     else if (locked) text = t('banner.lockedTeacher')
+    else if (roomFull) { text = t('banner.roomFull'); kind = 'warn' }
     else if (deniedReason) { text = t('banner.denied', { reason: deniedReason }); kind = 'warn' }
+    else if (tooLargeDoc === currentDoc) { text = t('banner.tooLarge'); kind = 'warn' }
     fill(banner, text && h('p', { class: `banner banner-${kind}`, id: 'readonly-banner' },
       h('span', { class: 'banner-icon', 'aria-hidden': 'true' }, kind === 'warn' ? '!' : 'i'), text))
     if (lockButton) {
@@ -293,6 +299,8 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     session_?.destroy()
     session_ = null
     deniedReason = null
+    roomFull = false
+    if (tooLargeDoc !== currentDoc) tooLargeDoc = null
     locked = docs.find((d) => d.name === currentDoc)?.locked ?? false
     docTitle.textContent = t('room.editor', { doc: currentDoc })
     renderDocs()
@@ -309,6 +317,12 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     mine.addEventListener('local-edit', () => typing())
     mine.addEventListener('denied', (e) => {
       if (mine !== session_) return
+      if (/^document too large/i.test(e.detail.reason)) {
+        // Reload: a fresh replica from the server, without the refused edit.
+        tooLargeDoc = currentDoc
+        setTimeout(() => { if (mine === session_) openDoc(currentDoc) }, 0) // not inside the provider's handler
+        return
+      }
       deniedReason = e.detail.reason.replace(/^permission denied:?\s*/i, '') || e.detail.reason
       if (/read-only|locked/i.test(deniedReason) && access.docs === 'write') locked = true
       renderBanner()
@@ -316,6 +330,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     mine.addEventListener('closed', (e) => {
       if (mine !== session_) return
       if (e.detail.code === 4401) signOut(t('error.session'))
+      if (e.detail.code === 1008) { roomFull = true; renderBanner() }
       renderStatus()
     })
     mine.editor.on('selectionUpdate', () => renderToolbar())
