@@ -197,4 +197,9 @@ def create_app(settings: Settings | None = None) -> Edge:
         SocketRoute("/yjs/{room_id}/{doc_name}", yjs_endpoint),
         SocketRoute("/rooms/{room_id}/live", live_endpoint),
     ]
-    return Edge(Starlette(routes=routes, lifespan=lifespan), settings.node_id, sockets)
+    return Edge(
+        Starlette(routes=routes, lifespan=lifespan),
+        settings.node_id,
+        sockets,
+        trusted_proxies=settings.trusted_proxies,
+    )

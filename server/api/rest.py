@@ -22,6 +22,7 @@ from server.persistence import activity
 from server.persistence.assignments import DocRule
 from server.persistence.models import unix
 from server.persistence.roster import RoomInfo, UserInfo
+from server.transport import logctx
 from server.types import DOC_NAME_RE, DocAccess, Role, RoomAccess
 
 schemas = SchemaGenerator(
@@ -47,9 +48,11 @@ async def user_of(request: Request) -> UserInfo | JSONResponse:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     try:
-        return await authenticate(ctx, token)
+        user = await authenticate(ctx, token)
     except InvalidToken as exc:
         return error(401, "unauthenticated", str(exc))
+    logctx.user_id.set(user.id)
+    return user
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ async def in_room(
     if isinstance(user, JSONResponse):
         return user
     ctx: AppContext = request.app.state.ctx
+    logctx.room_id.set(room_id[:64])
     info, access = await access_to(ctx, user, room_id)
     if info is None or not allowed(access):
         return error(403, "forbidden", refusal)

@@ -19,6 +19,7 @@ from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence.roster import RoomInfo, UserInfo
 from server.revocation.sockets import Held
+from server.transport import logctx
 from server.transport.codes import Close
 from server.transport.limits import TokenBucket
 from server.transport.peer import Peer
@@ -68,6 +69,7 @@ async def admit(
     None once the socket has been refused. ``doc_name``: the access is the one to that
     doc (an assignment's personal doc refines the room's row)."""
     await sock.accept()
+    logctx.room_id.set(room_id if names_valid else None)
     peer = Peer(sock, max_queue=ctx.settings.send_queue_frames)
 
     def forbidden(reason: str) -> Awaitable[None]:
@@ -87,6 +89,7 @@ async def admit(
     except InvalidToken as exc:
         await refuse(peer, Close.UNAUTHENTICATED, str(exc))
         return None
+    logctx.user_id.set(user.id)
     info, access = await access_to(ctx, user, room_id)
     if info is not None and doc_name is not None:
         access = await doc_access(ctx, user, info, access, doc_name)
