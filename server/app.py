@@ -16,10 +16,12 @@ from starlette.staticfiles import StaticFiles
 
 from server.api import admin as admin_api
 from server.api import assignments as assignments_api
+from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import notifications as notifications_api
+from server.api import policy as policy_api
 from server.api import progress as progress_api
 from server.api import revocations as revocations_api
 from server.api import works as works_api
@@ -187,6 +189,8 @@ def create_app(settings: Settings | None = None) -> Edge:
         *works_api.routes,
         *notifications_api.routes,
         *admin_api.routes,
+        *audit_api.routes,
+        *policy_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
+from server.persistence.audit import Note
 from server.persistence.docs import Fold, StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
@@ -72,7 +73,9 @@ class DocStoreLike(Protocol):
 
     async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool: ...
 
-    async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None: ...
+    async def set_locked(
+        self, room_id: str, doc_name: str, locked: bool, audit: Note | None = None
+    ) -> None: ...
 
 
 class RoomRegistry:
@@ -303,7 +306,9 @@ class RoomRegistry:
 
     # --- locks ---
 
-    async def set_locked(self, room_id: str, doc_name: str, locked: bool, by: str) -> None:
+    async def set_locked(
+        self, room_id: str, doc_name: str, locked: bool, by: str, audit: Note | None = None
+    ) -> None:
         """Store the lock, apply it here and on every node holding the doc, and tell the
         room (``on_lock``: the room channel's ``doc_locked`` event).
 
@@ -312,7 +317,7 @@ class RoomRegistry:
         access now) and the nodes holding the room channel (the room's topic: the
         clients show the lock). With the balancer's room affinity both are one node.
         """
-        await self.store.set_locked(room_id, doc_name, locked)
+        await self.store.set_locked(room_id, doc_name, locked, audit)
         live = self.docs.get((room_id, doc_name))
         if live is not None:
             live.locked = locked

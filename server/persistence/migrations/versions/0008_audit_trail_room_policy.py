@@ -1,0 +1,72 @@
+"""The audit trail is append-only (the database refuses an UPDATE of a row; deleting
+old rows stays possible, for the retention job), indexed for its readers (by actor, by
+target); and rooms get their own policy (``room_policy``: how names show).
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only';
+END;
+$$ LANGUAGE plpgsql
+"""
+_PG_TRIGGER = """
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+FOR EACH ROW EXECUTE FUNCTION audit_append_only()
+"""
+_SQLITE_TRIGGER = """
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'the audit trail is append-only');
+END
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "room_policy",
+        sa.Column("room_id", sa.String(length=64), nullable=False),
+        sa.Column("presence_names", sa.String(length=16), server_default="full", nullable=False),
+        sa.Column("set_by", sa.String(length=64), nullable=False),
+        sa.Column(
+            "set_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("room_id", name=op.f("pk_room_policy")),
+    )
+    with op.batch_alter_table("audit", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_actor", ["actor", "id"], unique=False)
+        batch_op.create_index("ix_audit_target", ["target", "id"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_FUNCTION)
+        op.execute(_PG_TRIGGER)
+    else:
+        op.execute(_SQLITE_TRIGGER)
+
+
+def downgrade() -> None:
+    op.execute(
+        "DROP TRIGGER IF EXISTS audit_no_update"
+        + (" ON audit" if op.get_bind().dialect.name == "postgresql" else "")
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS audit_append_only()")
+    with op.batch_alter_table("audit", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_target")
+        batch_op.drop_index("ix_audit_actor")
+    op.drop_table("room_policy")
