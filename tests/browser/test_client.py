@@ -76,6 +76,7 @@ SCENARIOS = [
     "assignment_story",
     "manage_groups",
     "admin",
+    "pseudonymous_names",
     "no_token_in_console",
 ]
 
@@ -237,6 +238,7 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "todo (parent)",
         "manage groups",
         "administration",
+        "class page (names)",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [

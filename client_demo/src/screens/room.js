@@ -22,6 +22,9 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   ])
   const access = room.access
   const teacherOfRoom = access.moderate
+  // My name as this room shows it (its "Noms affichés aux élèves" policy: a pseudonym,
+  // or first name and initial): what the docs' awareness carries to the others.
+  const myName = room.me?.name ?? me.display_name
   let docs = docsInfo.docs
   let currentDoc = DOC_NAME.test(firstDoc) ? firstDoc : 'rapport'
   let session_ = null // the open DocSession
@@ -34,7 +37,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   // Names of people, for the history (versions name user ids): the room's members, me,
   // and whoever the contributions name (a teacher who restored a group doc, say).
   const people = new Map((docsInfo.members ?? []).map((m) => [m.id, m.name]))
-  people.set(me.id, me.display_name)
+  people.set(me.id, myName)
   const nameOf = (id) => (id ? people.get(id) ?? id : t('history.unknownUser'))
   const learnNames = (users) => { for (const u of users ?? []) if (u?.id && u.name) people.set(u.id, u.name) }
   // Versions and contributions are for members with chat access and teachers (not parents).
@@ -298,7 +301,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     renderDocs()
     renderWork()
     editorHost.replaceChildren()
-    const user = { id: me.id, name: me.display_name, color: colorOf(me.id) }
+    const user = { id: me.id, name: myName, color: colorOf(me.id) }
     session_ = new DocSession({
       wsBase: wsBase(), room: roomId, doc: currentDoc, token: () => session.token(), user,
       element: editorHost, editable: false, label: t('room.editorLabel', { doc: currentDoc }),
