@@ -117,3 +117,22 @@ async def test_a_json_log_files_every_line_and_holds_no_content_nor_token(
         for r in malformed
     )
     assert any(r["level"] == "info" and r["logger"] == "server.app" for r in records)
+
+
+async def test_behind_a_trusted_proxy_its_request_id_files_the_lines(tmp_path: Path) -> None:
+    server = make_server(tmp_path, ATELIER_LOG_FORMAT="json", ATELIER_TRUSTED_PROXIES="127.0.0.1")
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            kept = await http.get("/healthz", headers={"X-Request-Id": "nginx-5f2a9c"})
+            assert kept.headers["x-request-id"] == "nginx-5f2a9c"
+            # Malformed (a space, a quote, too long): replaced by one of ours.
+            for bad in ('a b"c', "x" * 65):
+                r = await http.get("/healthz", headers={"X-Request-Id": bad})
+                assert r.headers["x-request-id"] != bad and len(r.headers["x-request-id"]) == 16
+    finally:
+        server.stop()
+    records = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any(r.get("request_id") == "nginx-5f2a9c" for r in access)
+    assert not any('a b"c' == r.get("request_id") for r in records)
