@@ -1,9 +1,9 @@
 """A room's policy over REST: how its students' names show (``presence_names``).
 
 Set by those who moderate the room (its class's teachers: the permission table), read
-by anyone in it. A change applies to the room's connections made after it (the web
-client reconnects its room channel when it changes the policy), and is in the audit
-trail.
+by anyone in it. A change applies to the room's connections made after it: the room's
+clients, on every node, get a ``names`` event and reconnect (docs/protocol.md). It is in
+the audit trail.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ async def room_policy(request: Request) -> Response:
         {"from": before, "to": names},
     )
     await policy.set_presence_names(ctx.engine, room_id, names, caller.user.id, note)
+    if names != before:
+        ctx.live.room_event(room_id, {"kind": "names", "presence_names": names})
     return JSONResponse({"presence_names": names})
 
 

@@ -613,19 +613,23 @@ async function main () {
   // and on the classmate's caret. Set back to full names afterwards.
   await scenario('pseudonymous_names', async () => {
     const tp = teacher.page
+    const a = await newUser('s-19')
+    const b = await newUser('s-20')
+    const nameOf = async (page) => (await page.locator('.whoami > span:not(.avatar)').innerText()).split('(')[0].trim()
+    const [nameA, nameB] = [await nameOf(a.page), await nameOf(b.page)]
+    await openRoom(a.page, '2nde-a-g4', 'pseudo')
+    await openRoom(b.page, '2nde-a-g4', 'pseudo')
+    const seen = b.page.locator('#here-list .person[data-user="s-19"] .person-name')
+    await b.page.locator('#here-list .person[data-user="s-19"] .person-name', { hasText: nameA }).waitFor()
+    // The students are in the room when the teacher changes it: their pages rejoin.
     await tp.evaluate(() => { location.hash = '#/' })
     await tp.getByRole('link', { name: 'Suivi de la classe' }).first().click()
     await tp.getByLabel('Les élèves voient').selectOption('pseudonym')
     await tp.locator('#names-status', { hasText: 'Enregistré' }).waitFor()
     await axe(tp, 'class page (names)')
-    const a = await newUser('s-19')
-    const b = await newUser('s-20')
-    const nameOf = async (page) => (await page.locator('.whoami').innerText()).split('(')[0].trim()
-    const [nameA, nameB] = [await nameOf(a.page), await nameOf(b.page)]
-    await openRoom(a.page, '2nde-a-g4', 'pseudo')
-    await openRoom(b.page, '2nde-a-g4', 'pseudo')
-    const seen = b.page.locator('#here-list .person[data-user="s-19"] .person-name')
+    await b.page.locator('#here-list .person[data-user="s-19"] .person-name', { hasText: nameA }).waitFor({ state: 'detached' })
     await seen.waitFor()
+    await a.page.locator('#conn-state[data-state="online"]').waitFor()
     const shown = (await seen.innerText()).trim()
     assert(shown !== nameA && !shown.includes(nameA), `s-19 shows as ${shown}`)
     assert(/^\p{L}+ \p{L}+ \d{2}$/u.test(shown), `a pseudonym: ${shown}`)

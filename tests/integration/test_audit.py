@@ -162,6 +162,7 @@ def test_csv_cells_never_start_a_formula() -> None:
 
 async def test_a_pseudonymous_room_never_shows_a_students_name(server: AtelierServer) -> None:
     room = f"{CLASS}-g3"  # s-13 … s-18
+    before = await LiveClient(live(server, "s-15", room)).connect()
     async with api(server, "s-13") as http:
         r = await http.put(f"/api/rooms/{room}/policy", json={"presence_names": "pseudonym"})
         assert r.status_code == 403  # students do not set it
@@ -170,6 +171,11 @@ async def test_a_pseudonymous_room_never_shows_a_students_name(server: AtelierSe
         assert r.status_code == 200
         bad = await http.put(f"/api/rooms/{room}/policy", json={"presence_names": "real"})
         assert bad.status_code == 400 and bad.json()["error"] == "bad_request"
+    # Who was already there is told, to reconnect for the new names.
+    await eventually(lambda: any(f.get("kind") == "names" for f in before.of_type("event")))
+    [told] = [f for f in before.of_type("event") if f.get("kind") == "names"]
+    assert told["presence_names"] == "pseudonym"
+    await before.close()
     async with api(server, "s-13") as http:
         display = (await http.get("/api/me")).json()["display_name"]
         info = (await http.get(f"/api/rooms/{room}")).json()

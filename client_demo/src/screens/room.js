@@ -14,7 +14,7 @@ import { dueText, handInControl, leftText, phaseTag } from '../work.js'
 const DOC_NAME = /^[a-z0-9_-]{1,64}$/
 const TYPING_IDLE_MS = 2500
 
-export async function renderRoom (main, { go, signOut, room: roomId, doc: firstDoc }) {
+export async function renderRoom (main, { go, signOut, reload, room: roomId, doc: firstDoc }) {
   const me = session.get()?.me ?? await api('/api/me')
   const [room, docsInfo] = await Promise.all([
     api(`/api/rooms/${enc(roomId)}`),
@@ -33,6 +33,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   let typingTimer = null
   const mutedUsers = new Set()
   let destroyed = false
+  let namesTimer = null
   let authorship = null // the AuthorshipView of the open doc, while "who wrote what" is on
   // Names of people, for the history (versions name user ids): the room's members, me,
   // and whoever the contributions name (a teacher who restored a group doc, say).
@@ -564,6 +565,10 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
       applyWork(ev.work)
     } else if (ev.kind === 'doc_saved' && ev.doc === currentDoc && session_) {
       session_.onSaved(ev.sv)
+    } else if (ev.kind === 'names' && reload) {
+      // The room now names its students otherwise: rejoin (the whole room at once would
+      // all come back in the same instant without the jitter) to take my new name.
+      namesTimer ??= setTimeout(() => { if (!destroyed) reload() }, jitteredDelay(0, { baseMs: 1500 }))
     }
   })
   channel.addEventListener('state', () => { renderStatus(); renderPresence() })
@@ -591,6 +596,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     destroy () {
       destroyed = true
       clearTimeout(typingTimer)
+      clearTimeout(namesTimer)
       clearTimeout(onlineTimer)
       clearInterval(ticker)
       window.removeEventListener('offline', onOffline)
