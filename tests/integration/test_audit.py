@@ -16,7 +16,7 @@ import pytest
 from server.api.audit import cell
 from tests.support.liveclient import LiveClient
 from tests.support.server import AtelierServer, make_server
-from tests.support.yclient import eventually
+from tests.support.yclient import YClient, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +154,10 @@ async def test_what_teachers_do_is_in_the_trail_and_admins_read_and_export_it(
     assert export["detail"]["filter"]["since"].startswith(started.date().isoformat())
 
 
+async def _has(names: Any, user: str) -> bool:
+    return user in await names
+
+
 def test_csv_cells_never_start_a_formula() -> None:
     for text in ('=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx"):
         assert cell(text) == "'" + text
@@ -200,7 +204,21 @@ async def test_a_pseudonymous_room_never_shows_a_students_name(server: AtelierSe
     again = await LiveClient(live(server, "s-13", room)).connect()
     assert again.hello is not None and again.hello["me"]["name"] == pseudonym
     assert {m["id"]: m["name"] for m in members}["s-13"] == pseudonym
-    shown = json.dumps([second.frames, members], ensure_ascii=False)
+    # "Who wrote what" names contributors as the room does, to students.
+    writer = YClient(f"{server.ws_url}/yjs/{room}/notes?token={server.token('s-13')}")
+    await (await writer.connect()).type("Notre plan. ")
+
+    async def contributors(user: str) -> dict[str, str]:
+        async with api(server, user) as http:
+            r = await http.get(f"/api/rooms/{room}/docs/notes/contributions")
+        assert r.status_code == 200, r.text
+        return {u["id"]: u["name"] for u in r.json()["users"]}
+
+    await eventually(lambda: _has(contributors("s-14"), "s-13"))
+    assert (await contributors("s-14"))["s-13"] == pseudonym
+    assert (await contributors("t-martin"))["s-13"] == display  # the teacher knows them
+    await writer.close()
+    shown = json.dumps([second.frames, members], ensure_ascii=False, default=repr)
     assert display not in shown
     for c in (first, second, again, teacher):
         await c.close()
