@@ -228,3 +228,16 @@ async def test_a_pseudonymous_room_never_shows_a_students_name(server: AtelierSe
     async with api(server, "s-13") as http:
         initial = (await http.get(f"/api/rooms/{room}")).json()["me"]["name"]
     assert initial == display  # a first name alone has no initial to add
+
+
+async def test_the_trail_and_the_policy_are_in_openapi(server: AtelierServer) -> None:
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        paths = (await http.get("/api/openapi.json")).json()["paths"]
+    for path, method in (
+        ("/api/admin/audit", "get"),
+        ("/api/admin/audit.csv", "get"),
+        ("/api/rooms/{room_id}/policy", "put"),
+    ):
+        assert paths[path][method]["summary"], path
+    params = {p["name"] for p in paths["/api/admin/audit"]["get"]["parameters"]}
+    assert params == {"since", "until", "actor", "action", "target", "before", "limit"}
