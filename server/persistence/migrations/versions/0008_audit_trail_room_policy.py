@@ -38,6 +38,10 @@ END
 """
 
 
+# A later migration that rebuilds ``audit`` on SQLite (a batch "move and copy") drops its
+# triggers with the old table: it must create ``_SQLITE_TRIGGER`` again.
+
+
 def upgrade() -> None:
     op.create_table(
         "room_policy",
@@ -60,12 +64,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
-        "DROP TRIGGER IF EXISTS audit_no_update"
-        + (" ON audit" if op.get_bind().dialect.name == "postgresql" else "")
-    )
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_no_update ON audit")
         op.execute("DROP FUNCTION IF EXISTS audit_append_only()")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS audit_no_update")
     with op.batch_alter_table("audit", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_target")
         batch_op.drop_index("ix_audit_actor")
