@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from contextvars import Context
 from typing import Any, Protocol
 
 from server.bus.outbox import Outbox
@@ -136,7 +137,9 @@ class RoomRegistry:
         return ok
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        # A fresh context: shared work (a load, a compaction) is nobody's, so its log
+        # lines must not carry the user and socket that happened to start it.
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
