@@ -40,7 +40,8 @@ def _when(value: str, name: str) -> datetime:
         when = datetime.fromisoformat(value)
     except (ValueError, OverflowError, OSError):
         raise ValueError(f"{name}: an ISO 8601 date or unix seconds") from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    # In UTC: SQLite keeps the UTC wall clock and compares it as text.
+    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _filter(request: Request) -> audit.Filter:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -133,6 +133,8 @@ async def test_what_teachers_do_is_in_the_trail_and_admins_read_and_export_it(
     muted = await trail(server, action="chat.mute", actor="t-martin", target="s-01")
     assert [e["id"] for e in muted] == [by_action["chat.mute"]["id"]]
     assert await trail(server, since=iso_in(60)) == []
+    paris = started.astimezone(timezone(timedelta(hours=2))).isoformat()  # another offset
+    assert [e["id"] for e in await trail(server, since=paris)] == [e["id"] for e in entries]
     async with api(server, "a-admin") as http:
         for bad in ({"limit": "0"}, {"limit": "100000"}, {"since": "hier"}, {"actor": "x" * 300}):
             r = await http.get("/api/admin/audit", params=bad)
