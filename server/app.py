@@ -17,11 +17,13 @@ from starlette.staticfiles import StaticFiles
 
 from server.api import admin as admin_api
 from server.api import assignments as assignments_api
+from server.api import audit as audit_api
 from server.api import auth as auth_api
 from server.api import groups as groups_api
 from server.api import health, rest
 from server.api import metrics as metrics_api
 from server.api import notifications as notifications_api
+from server.api import policy as policy_api
 from server.api import privacy as privacy_api
 from server.api import progress as progress_api
 from server.api import revocations as revocations_api
@@ -232,6 +234,8 @@ def create_app(settings: Settings | None = None) -> Edge:
         *notifications_api.routes,
         *admin_api.routes,
         *privacy_api.routes,
+        *audit_api.routes,
+        *policy_api.routes,
     ]
     root = _client_root(settings)
     if root is not None:
@@ -247,4 +251,5 @@ def create_app(settings: Settings | None = None) -> Edge:
         settings.node_id,
         sockets,
         max_sockets=settings.max_sockets_per_node,
+        trusted_proxies=settings.trusted_proxies,
     )

@@ -10,6 +10,7 @@ import secrets
 import socket
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -622,6 +623,31 @@ class Settings(BaseSettings):
             '(1013, "node memory budget reached") and /readyz answers 503, so the load '
             "balancer sends new clients elsewhere; open sockets go on. 0: no budget. "
             "Set it to about 80 % of the memory the node may use."
+        ),
+    )
+
+    # --- logs, the audit trail, pseudonymous presence (issue 13: server/logs.py, api/audit.py) ---
+    log_format: Literal["plain", "json"] = Field(
+        default="plain",
+        description=(
+            "`plain`: one readable line per record. `json`: one JSON object per line (ts, "
+            "level, logger, message, node, and request_id, conn_id, user_id, room_id when "
+            "known), for a log collector. Never any document or chat content nor a token. "
+            "Behind TRUSTED_PROXIES the proxy's X-Request-Id is kept as the request id."
+        ),
+    )
+    audit_page_max: int = Field(
+        default=200,
+        ge=1,
+        le=1000,
+        description="Most audit entries GET /api/admin/audit returns in one page.",
+    )
+    audit_csv_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Most rows one GET /api/admin/audit.csv streams; narrow the period (since, "
+            "until) for more. Bounds what one export reads."
         ),
     )
 

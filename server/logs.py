@@ -5,13 +5,22 @@ can only pass the token there (``/yjs/room/doc?token=...``). A filter on every h
 rewrites ``token=<anything>`` to ``token=[redacted]`` before a line is written, and so
 the ENT sign-in callback's ``code=`` and ``state=``. Nothing in Atelier logs document or
 chat content either.
+
+``ATELIER_LOG_FORMAT=json`` writes one JSON object per line instead: ``ts`` (UTC, ISO
+8601), ``level``, ``logger``, ``message`` (redacted as above), ``node``, and when known
+``request_id``, ``conn_id``, ``user_id`` and ``room_id`` (``transport/logctx.py``, set
+at the edge, at admission and by the REST helpers), ``exc`` for a traceback.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from server.transport import logctx
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -38,18 +47,45 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def log_config(level: str = "info") -> dict[str, Any]:
-    """A uvicorn ``log_config`` whose every handler redacts tokens."""
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+class JsonLines(logging.Formatter):
+    """One JSON object per record, on one line (a newline inside is escaped)."""
+
+    def __init__(self, node: str = "") -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "node": self.node,
+            **logctx.fields(),
+        }
+        if record.exc_info:
+            line["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+def log_config(
+    level: str = "info", fmt: Literal["plain", "json"] = "plain", node: str = ""
+) -> dict[str, Any]:
+    """A uvicorn ``log_config`` whose every handler redacts tokens; ``fmt`` json: one
+    JSON object per line (``JsonLines``)."""
+    plain = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": RedactTokens}},
-        "formatters": {"plain": {"format": fmt}},
+        "formatters": {
+            "plain": {"format": plain},
+            "json": {"()": JsonLines, "node": node},
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
-                "formatter": "plain",
+                "formatter": fmt,
                 "filters": ["redact"],
                 "stream": "ext://sys.stderr",
             }

@@ -109,7 +109,7 @@ async function render (force = false) {
     let screen
     if (route.name === 'signin') screen = await renderSignin(main, { go })
     else if (route.name === 'spaces') screen = await renderSpaces(main, { go })
-    else if (route.name === 'room') screen = await renderRoom(main, { go, signOut, room: route.room, doc: route.doc })
+    else if (route.name === 'room') screen = await renderRoom(main, { go, signOut, reload: () => render(true), room: route.room, doc: route.doc })
     else if (route.name === 'class') screen = await renderClass(main, { go, classId: route.classId })
     else if (route.name === 'assignments') screen = await renderAssignments(main, { go, classId: route.classId })
     else if (route.name === 'assignment') screen = await renderAssignment(main, { go, assignmentId: route.assignmentId, work: route.work })

@@ -8,12 +8,29 @@ from urllib.parse import urlsplit
 from server.auth import tokens
 from server.auth.permissions import archived_group_access, resolve, work_doc_access
 from server.context import AppContext
+from server.live.names import pseudonym_key, shown_name
+from server.persistence import policy
 from server.persistence.assignments import DocRule
 from server.persistence.roster import RoomInfo, UserInfo
 from server.revocation.sockets import Held
 from server.types import NO_ACCESS, DocAccess, Role, RoomAccess, RoomKind
 
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+Naming = Callable[[str, str, str], str]
+
+
+async def naming(ctx: AppContext, room_id: str) -> Naming:
+    """How the room shows a user: ``(user_id, role, display_name) → name``, under the
+    room's ``presence_names`` policy (one database read)."""
+    names = await policy.presence_names(ctx.engine, room_id)
+    if names == "full":
+        return lambda user_id, role, display_name: display_name
+    key = pseudonym_key(ctx.jwt_secret)
+    return lambda user_id, role, display_name: shown_name(
+        names, key, room_id, user_id, role, display_name
+    )
 
 
 async def authenticate(ctx: AppContext, token: str | None) -> UserInfo:

@@ -37,6 +37,7 @@ from server.persistence.assignments import (
     AssignmentRow,
     WorkRow,
 )
+from server.persistence.audit import Note
 from server.persistence.models import unix
 from server.persistence.roster import UserInfo
 from server.progress.content import safe_href
@@ -375,7 +376,14 @@ async def assignment(request: Request) -> Response:
         if values:
             await ctx.assignments.store.update(a.id, **values)
         if due is not None:
-            await ctx.assignments.postpone(a, due)
+            note = Note(
+                seen.user.id,
+                ctx.settings.node_id,
+                "assignment.due_at",
+                a.id,
+                {"class": a.class_id, "from": unix(a.due_at), "to": unix(due)},
+            )
+            await ctx.assignments.postpone(a, due, note)
         found = await ctx.assignments.store.get(a.id)
         assert found is not None
         a = found

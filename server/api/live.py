@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server import metrics
+from server.api.access import naming
 from server.api.sockets import admit, frame_bucket, refuse, settle
 from server.context import AppContext
 from server.live import protocol
 from server.live.room import LiveConn, LiveRoom
+from server.persistence.audit import Note
 from server.persistence.roster import RoomInfo
 from server.transport.codes import Close
 from server.transport.socket import ClientSocket, frames
@@ -45,7 +47,16 @@ async def live_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
         admitted.release(ctx)
         return await refuse(peer, Close.TRY_LATER, "room unavailable, retry later")
 
-    conn = LiveConn(peer, secrets.token_hex(6), user.id, user.display_name, str(user.role), access)
+    # The name this room shows (its presence_names policy): in presence, on chat posts,
+    # and in the hello's ``me``, which the web client also puts in the docs' awareness.
+    try:
+        name = (await naming(ctx, room_id))(user.id, str(user.role), user.display_name)
+    except Exception:
+        log.exception("room policy unavailable for %s", room_id)
+        admitted.release(ctx)
+        ctx.live.release(room)
+        return await refuse(peer, Close.TRY_LATER, "room unavailable, retry later")
+    conn = LiveConn(peer, secrets.token_hex(6), user.id, name, str(user.role), access)
     room.attach(conn)
     peer.joined()
     try:
@@ -179,9 +190,22 @@ async def _delete(ctx: AppContext, room: LiveRoom, conn: LiveConn, frame: Frame,
     existing = await ctx.chat.get(room.room_id, frame["id"])
     if existing is None or existing.deleted:
         return _error(conn, "not_found", ref)
-    if existing.author_id != conn.user_id and not conn.access.moderate:
+    moderated = existing.author_id != conn.user_id
+    if moderated and not conn.access.moderate:
         return _error(conn, "forbidden", ref)
-    changed = await ctx.chat.delete(room.room_id, existing.id, conn.user_id)
+    # A moderator's deletion is in the audit trail (who, whose message: never its text).
+    note = (
+        Note(
+            conn.user_id,
+            ctx.settings.node_id,
+            "chat.delete",
+            room.room_id,
+            {"message_id": existing.id, "seq": existing.seq, "author": existing.author_id},
+        )
+        if moderated
+        else None
+    )
+    changed = await ctx.chat.delete(room.room_id, existing.id, conn.user_id, note)
     if changed is None:
         return _error(conn, "not_found", ref)
     room.posted(changed.to_wire())
@@ -195,7 +219,10 @@ async def _mute(ctx: AppContext, room: LiveRoom, conn: LiveConn, frame: Frame, r
     if target is None or target.role is not Role.STUDENT:
         return _error(conn, "bad_request", ref)  # only students can be muted
     muted = frame["t"] == "mute"
-    await ctx.chat.set_muted(room.room_id, target.id, muted, conn.user_id)
+    note = Note(
+        conn.user_id, ctx.settings.node_id, f"chat.{frame['t']}", target.id, {"room": room.room_id}
+    )
+    await ctx.chat.set_muted(room.room_id, target.id, muted, conn.user_id, note)
     room.set_muted(target.id, muted, conn.user_id, relay=True)
     _ok(conn, ref)
 

@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.access import doc_access
+from server.api.access import doc_access, naming
 from server.api.rest import Caller, error, in_room
+from server.persistence import activity
 from server.progress import content
 from server.progress.attribution import UNATTRIBUTED, Ledger
 from server.progress.service import doc_of, figures_json, minute_rows
@@ -44,6 +45,26 @@ async def _caller(request: Request) -> Caller | JSONResponse:
 
 def _sees_history(caller: Caller) -> bool:
     return caller.access.chat or caller.access.moderate
+
+
+async def _room_names(caller: Caller, names: dict[str, str]) -> dict[str, str]:
+    """Contributors' names as the room shows them to this caller: its students see
+    classmates under the room's ``presence_names`` policy; its teachers, and a parent
+    looking at their own child, the display names."""
+    if caller.access.moderate or caller.user.role is Role.PARENT:
+        return names
+    name_of = await naming(caller.ctx, caller.room.id)
+    roles = {
+        m["id"]: m["role"] for m in await activity.room_members(caller.ctx.engine, caller.room.id)
+    }
+    out = {}
+    for user, name in names.items():
+        role = roles.get(user)
+        if role is None:  # not a member (a teacher of the class, a removed student)
+            found = await caller.ctx.roster.get_user(user)
+            role = str(found.role) if found is not None else "student"
+        out[user] = name_of(user, role, name)
+    return out
 
 
 async def _may_write(caller: Caller, doc_name: str) -> bool:
@@ -83,7 +104,7 @@ async def contributions(request: Request) -> Response:
         kept = {u: f for u, f in figures.items() if u in children}
         names = await ctx.progress.names(list(kept))
         return JSONResponse({"users": figures_json(kept, names)})
-    names = await ctx.progress.names(list(figures))
+    names = await _room_names(caller, await ctx.progress.names(list(figures)))
     text = content.plain_text(doc)
     nobody = figures.get(UNATTRIBUTED)
     return JSONResponse(

@@ -14,14 +14,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-from server.api.access import access_to, authenticate, rule_access
+from server.api.access import access_to, authenticate, naming, rule_access
 from server.auth import tokens
 from server.auth.tokens import InvalidToken
 from server.context import AppContext
-from server.persistence import activity
+from server.persistence import activity, policy
 from server.persistence.assignments import DocRule
+from server.persistence.audit import Note
 from server.persistence.models import unix
 from server.persistence.roster import RoomInfo, UserInfo
+from server.transport import logctx
 from server.types import DOC_NAME_RE, DocAccess, Role, RoomAccess
 
 schemas = SchemaGenerator(
@@ -47,9 +49,11 @@ async def user_of(request: Request) -> UserInfo | JSONResponse:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else None
     try:
-        return await authenticate(ctx, token)
+        user = await authenticate(ctx, token)
     except InvalidToken as exc:
         return error(401, "unauthenticated", str(exc))
+    logctx.user_id.set(user.id)
+    return user
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ async def in_room(
     if isinstance(user, JSONResponse):
         return user
     ctx: AppContext = request.app.state.ctx
+    logctx.room_id.set(room_id[:64])
     info, access = await access_to(ctx, user, room_id)
     if info is None or not allowed(access):
         return error(403, "forbidden", refusal)
@@ -141,7 +146,10 @@ async def room(request: Request) -> Response:
       - {name: room_id, in: path, required: true, schema: {type: string}}
     responses:
       200:
-        description: "{id, kind, name, class_id, access: {docs, chat, moderate, lock}}"
+        description: >-
+          {id, kind, name, class_id, access: {docs, chat, moderate, lock}, presence_names:
+          full|initial|pseudonym, me: {name}}; me.name is the caller's name as this room
+          shows it (its presence_names policy): what a client puts in the docs' awareness
       401:
         description: Missing, invalid or expired token.
       403:
@@ -150,7 +158,9 @@ async def room(request: Request) -> Response:
     caller = await in_room(request, request.path_params["room_id"])
     if isinstance(caller, JSONResponse):
         return caller
-    info, access = caller.room, caller.access
+    info, access, user = caller.room, caller.access, caller.user
+    names = await policy.presence_names(caller.ctx.engine, info.id)
+    name_of = await naming(caller.ctx, info.id)
     return JSONResponse(
         {
             **_room_json(info),
@@ -160,6 +170,8 @@ async def room(request: Request) -> Response:
                 "moderate": access.moderate,
                 "lock": access.lock,
             },
+            "presence_names": names,
+            "me": {"name": name_of(user.id, str(user.role), user.display_name)},
         }
     )
 
@@ -209,7 +221,9 @@ async def doc_lock(request: Request) -> Response:
     work = await ctx.assignments.store.work_of_doc(room_id, doc_name)
     if work is not None and work.status != "open":
         return error(409, "conflict", "this doc is a handed-in work: reopen the work instead")
-    await ctx.registry.set_locked(room_id, doc_name, locked, user.id)
+    action = "doc.lock" if locked else "doc.unlock"
+    note = Note(user.id, ctx.settings.node_id, action, f"{room_id}/{doc_name}")
+    await ctx.registry.set_locked(room_id, doc_name, locked, user.id, note)
     return JSONResponse({"locked": locked})
 
 
@@ -280,6 +294,10 @@ async def room_docs(request: Request) -> Response:
         return caller
     ctx, access = caller.ctx, caller.access
     members = await activity.room_members(ctx.engine, room_id) if access.chat else []
+    if members:
+        name_of = await naming(ctx, room_id)
+        for m in members:
+            m["name"] = name_of(m["id"], m["role"], m["name"])
     docs = await activity.room_docs(ctx.engine, room_id)
     works = {w.doc_name: w for w in await ctx.assignments.store.works_of_rooms([room_id])}
     if works:

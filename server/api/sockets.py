@@ -22,6 +22,7 @@ from server.auth.tokens import InvalidToken
 from server.context import AppContext
 from server.persistence.roster import RoomInfo, UserInfo
 from server.revocation.sockets import Held
+from server.transport import logctx
 from server.transport.codes import Close
 from server.transport.limits import TokenBucket
 from server.transport.peer import Peer
@@ -73,6 +74,7 @@ async def admit(
     None once the socket has been refused. ``doc_name``: the access is the one to that
     doc (an assignment's personal doc refines the room's row)."""
     await sock.accept()
+    logctx.room_id.set(room_id if names_valid else None)
     peer = Peer(sock, max_queue=ctx.settings.send_queue_frames)
 
     def forbidden(reason: str) -> Awaitable[None]:
@@ -92,6 +94,7 @@ async def admit(
         # and a slot of the node; past the pre-auth timeout it is told to come back.
         async with asyncio.timeout(ctx.settings.preauth_timeout_s):
             user, claims = await identify(ctx, sock.token)
+            logctx.user_id.set(user.id)
             info, access = await access_to(ctx, user, room_id)
             if info is not None and doc_name is not None:
                 access = await doc_access(ctx, user, info, access, doc_name)

@@ -29,6 +29,8 @@ from server.api.rest import error, user_of
 from server.assignments.service import Refused
 from server.context import AppContext
 from server.persistence.assignments import WorkRow
+from server.persistence.audit import Note
+from server.persistence.models import unix
 from server.progress import content
 from server.progress.service import doc_of
 from server.types import Role, RoomKind
@@ -150,7 +152,14 @@ async def reopen(request: Request) -> Response:
     except ValueError as exc:
         return error(400, "bad_request", str(exc))
     try:
-        opened = await seen.ctx.assignments.reopen(work, seen.assignment, due)
+        note = Note(
+            seen.user.id,
+            seen.ctx.settings.node_id,
+            "work.reopen",
+            work.id,
+            {"assignment": seen.assignment.id, "room": work.room_id, "due_at": unix(due)},
+        )
+        opened = await seen.ctx.assignments.reopen(work, seen.assignment, due, note)
     except Refused as exc:
         return error(409, "conflict", str(exc))
     return JSONResponse({"work": opened.to_json()})
@@ -211,7 +220,14 @@ async def give_back(request: Request) -> Response:
         return got
     seen, work = got
     try:
-        done = await seen.ctx.assignments.give_back(work, seen.assignment)
+        note = Note(
+            seen.user.id,
+            seen.ctx.settings.node_id,
+            "work.return",
+            work.id,
+            {"assignment": seen.assignment.id, "room": work.room_id},
+        )
+        done = await seen.ctx.assignments.give_back(work, seen.assignment, note)
     except Refused as exc:
         return error(409, "conflict", str(exc))
     return JSONResponse({"work": done.to_json()})

@@ -50,6 +50,7 @@ from server.persistence.assignments import (
     AssignmentStore,
     WorkRow,
 )
+from server.persistence.audit import Note
 from server.persistence.docs import DocStore, StoredDoc
 from server.persistence.models import unix, utcnow
 from server.persistence.roster import RoomInfo, Roster
@@ -267,9 +268,11 @@ class Assignments:
         self.nudge()
         return assignment
 
-    async def postpone(self, assignment: AssignmentRow, due_at: datetime) -> list[WorkRow]:
+    async def postpone(
+        self, assignment: AssignmentRow, due_at: datetime, audit: Note | None = None
+    ) -> list[WorkRow]:
         before = {w.id: w.status for w in await self.store.works_of(assignment.id)}
-        moved = await self.store.postpone(assignment.id, due_at)
+        moved = await self.store.postpone(assignment.id, due_at, audit)
         students: list[str] = []
         for w in moved:
             self._forget(w)
@@ -371,8 +374,14 @@ class Assignments:
 
     # --- the teacher's side ---
 
-    async def reopen(self, work: WorkRow, assignment: AssignmentRow, due_at: datetime) -> WorkRow:
-        opened = await self.store.reopen(work.id, due_at)
+    async def reopen(
+        self,
+        work: WorkRow,
+        assignment: AssignmentRow,
+        due_at: datetime,
+        audit: Note | None = None,
+    ) -> WorkRow:
+        opened = await self.store.reopen(work.id, due_at, audit)
         if opened is None:
             raise Refused("this work is being frozen; try again in a moment")
         self._forget(opened)
@@ -390,9 +399,11 @@ class Assignments:
         self.nudge()
         return opened
 
-    async def give_back(self, work: WorkRow, assignment: AssignmentRow) -> WorkRow:
+    async def give_back(
+        self, work: WorkRow, assignment: AssignmentRow, audit: Note | None = None
+    ) -> WorkRow:
         """Return the rendu with its feedback ("rendu corrigé")."""
-        done = await self.store.mark_returned(work.id)
+        done = await self.store.mark_returned(work.id, audit)
         if done is None:
             raise Refused("only a work handed in (or frozen at its deadline) can be returned")
         await self.notifier.send(

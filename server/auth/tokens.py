@@ -40,6 +40,7 @@ import math
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import Context
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,7 +276,9 @@ class JwksKeys:
         """Fetch the JWKS, or join the fetch in flight. True when it succeeded."""
         task = self._inflight
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch(reason), name="jwks-fetch")
+            # A fresh context: the fetch serves every caller, not the one that started it.
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(self._fetch(reason), name="jwks-fetch", context=Context())
             self._inflight = task
             task.add_done_callback(self._fetched)
         # shield: a caller that goes away (its socket closed) leaves the fetch to the others

@@ -215,7 +215,9 @@ class LiveHub:
                 raise ValueError("not a map")
             handler(room, env.origin, body)
         except Exception as exc:
-            log.warning("dropped a %s from node %s on %s: %s", env.kind, env.origin, topic, exc)
+            # The exception's type only: its message may quote the payload (chat text).
+            name = type(exc).__name__
+            log.warning("dropped a %s from node %s on %s: %s", env.kind, env.origin, topic, name)
 
     # --- resilience ---
 

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import Context
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,7 +233,9 @@ class LiveRoom:
     def _watch_gap(self) -> None:
         """Fill from the database, after GAP_WAIT_S, what the buffer still waits for."""
         if self.buffer and (self._gap_task is None or self._gap_task.done()):
-            self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
+            # A fresh context: the room's gap, not the socket whose message revealed it.
+            loop = asyncio.get_running_loop()
+            self._gap_task = loop.create_task(self._fill_gap(), context=Context())
 
     def _drain(self) -> None:
         while self.next_seq in self.buffer:

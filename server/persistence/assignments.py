@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.persistence.audit import Note
 from server.persistence.db import writer
 from server.persistence.models import assignment_t, aware, unix, utcnow, work_t
 from server.persistence.versions import VersionInfo, VersionStore
@@ -196,11 +197,15 @@ class AssignmentStore:
                 .values(**values, updated_at=utcnow())
             )
 
-    async def postpone(self, assignment_id: str, due_at: datetime) -> list[WorkRow]:
+    async def postpone(
+        self, assignment_id: str, due_at: datetime, audit: Note | None = None
+    ) -> list[WorkRow]:
         """Move the assignment's due date and its works' (not those with an extension of
         their own). Works frozen by the old deadline and not yet returned open again.
-        Returns the works that moved."""
+        Returns the works that moved. ``audit`` is written in the same transaction."""
         async with self._writer.begin() as conn:
+            if audit is not None:
+                await audit.write(conn)
             await conn.execute(
                 assignment_t.update()
                 .where(assignment_t.c.id == assignment_id)
@@ -260,20 +265,28 @@ class AssignmentStore:
             rows = await conn.execute(sa.select(work_t).where(work_t.c.room_id.in_(list(room_ids))))
             return [WorkRow.of(r) for r in rows]
 
-    async def _update_one(self, where: sa.ColumnElement[bool], **values: Any) -> WorkRow | None:
-        """Update the one work ``where`` matches; None if it matched nothing."""
+    async def _update_one(
+        self, where: sa.ColumnElement[bool], audit: Note | None = None, **values: Any
+    ) -> WorkRow | None:
+        """Update the one work ``where`` matches; None if it matched nothing. ``audit`` is
+        written with the change (not when nothing changed)."""
         async with self._writer.begin() as conn:
             row = (
                 await conn.execute(
                     work_t.update().where(where).values(**values).returning(*work_t.c)
                 )
             ).first()
+            if row is not None and audit is not None:
+                await audit.write(conn)
         return WorkRow.of(row) if row is not None else None
 
-    async def reopen(self, work_id: str, due_at: datetime) -> WorkRow | None:
+    async def reopen(
+        self, work_id: str, due_at: datetime, audit: Note | None = None
+    ) -> WorkRow | None:
         """An extension for one work: open again until ``due_at`` (None: being frozen)."""
         return await self._update_one(
             sa.and_(work_t.c.id == work_id, work_t.c.status != FREEZING),
+            audit,
             status=OPEN,
             due_at=due_at,
             extended=True,
@@ -284,9 +297,9 @@ class AssignmentStore:
         )
 
     async def set_feedback(self, work_id: str, by: str, **feedback: str | None) -> WorkRow | None:
-        return await self._update_one(work_t.c.id == work_id, **feedback, feedback_by=by)
+        return await self._update_one(work_t.c.id == work_id, None, **feedback, feedback_by=by)
 
-    async def mark_returned(self, work_id: str) -> WorkRow | None:
+    async def mark_returned(self, work_id: str, audit: Note | None = None) -> WorkRow | None:
         """Returned with its feedback ("rendu corrigé"): only a frozen work, once."""
         return await self._update_one(
             sa.and_(
@@ -294,6 +307,7 @@ class AssignmentStore:
                 work_t.c.status.in_((HANDED_IN, *AT_DEADLINE)),
                 work_t.c.returned_at.is_(None),
             ),
+            audit,
             returned_at=utcnow(),
         )
 

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.persistence.audit import Note
 from server.persistence.db import is_postgres, writer
 from server.persistence.models import chat_message_t, chat_mute_t, room_counter_t, unix, utcnow
 
@@ -151,9 +152,12 @@ class ChatStore:
             row = (await conn.execute(stmt)).first()
         return ChatMessage._from_row(row) if row is not None else None
 
-    async def delete(self, room_id: str, message_id: int, by_user: str) -> ChatMessage | None:
+    async def delete(
+        self, room_id: str, message_id: int, by_user: str, audit: Note | None = None
+    ) -> ChatMessage | None:
         """Erase the text, mark deleted (by whom), ``version`` + 1. Idempotent: deleting a
-        deleted message returns it unchanged. None if there is no such message here."""
+        deleted message returns it unchanged. None if there is no such message here.
+        ``audit`` is written with the deletion (not for a message deleted already)."""
         stmt = (
             chat_message_t.update()
             .where(self._one(room_id, message_id), _m.deleted == sa.false())
@@ -164,6 +168,8 @@ class ChatStore:
             row = (await conn.execute(stmt)).first()
             if row is None:  # missing, or deleted already (then: as it stands)
                 return await self._get_in(conn, room_id, message_id)
+            if audit is not None:
+                await audit.write(conn)
         return ChatMessage._from_row(row)
 
     async def get(self, room_id: str, message_id: int) -> ChatMessage | None:
@@ -219,9 +225,11 @@ class ChatStore:
 
     # -- mutes ------------------------------------------------------------------------
 
-    async def set_muted(self, room_id: str, user_id: str, muted: bool, by: str) -> None:
+    async def set_muted(
+        self, room_id: str, user_id: str, muted: bool, by: str, audit: Note | None = None
+    ) -> None:
         """Mute or unmute ``user_id`` in the room. Idempotent: muting a muted user keeps
-        the first mute (its author and time)."""
+        the first mute (its author and time). ``audit`` is written with the change."""
         stmt: sa.Executable
         if muted:
             stmt = (
@@ -235,6 +243,8 @@ class ChatStore:
             )
         async with self._writer.begin() as conn:
             await conn.execute(stmt)
+            if audit is not None:
+                await audit.write(conn)
 
     async def muted_users(self, room_id: str) -> set[str]:
         async with self._engine.connect() as conn:

@@ -37,17 +37,22 @@ _SQLITE_PRAGMAS = (
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+psycopg://`` URLs."""
+    """An async engine for ``sqlite+aiosqlite://`` or ``postgresql+psycopg://`` URLs.
+
+    ``hide_parameters``: a database error's message leaves out the statement's values,
+    so the traceback of a failed chat post or doc append never puts what a user typed
+    in the log."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
         url,
+        hide_parameters=True,
         pool_pre_ping=True,  # a node outlives a database restart or a failover
         pool_size=10,
         max_overflow=20,

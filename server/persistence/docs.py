@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from server.persistence.audit import Note
 from server.persistence.db import is_postgres, writer
 from server.persistence.models import doc_t, doc_update_t, unix, utcnow
 from server.persistence.writer import Item
@@ -192,8 +193,11 @@ class DocStore:
                 await conn.execute(doc_update_t.delete().where(doc_update_t.c.id.in_(chunk)))
         return True
 
-    async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None:
-        """Lock or unlock a doc (read-only for students); creates the doc row if missing."""
+    async def set_locked(
+        self, room_id: str, doc_name: str, locked: bool, audit: Note | None = None
+    ) -> None:
+        """Lock or unlock a doc (read-only for students); creates the doc row if missing.
+        ``audit`` is written in the same transaction."""
         now = utcnow()
         stmt = self._insert(doc_t).values(
             room_id=room_id, name=doc_name, locked=locked, created_at=now, updated_at=now
@@ -203,6 +207,8 @@ class DocStore:
         )
         async with self._writer.begin() as conn:
             await conn.execute(stmt)
+            if audit is not None:
+                await audit.write(conn)
 
     async def is_locked(self, room_id: str, doc_name: str) -> bool:
         async with self._engine.connect() as conn:

@@ -507,15 +507,33 @@ class AuthSession(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
+class RoomPolicy(SQLModel, table=True):
+    """A room's own rules, set by its teachers: ``presence_names`` is how its students'
+    names show to the room (``full``, ``initial``: first name and initial, ``pseudonym``:
+    a stable per-room pseudonym). A room without a row follows the defaults."""
+
+    __tablename__ = "room_policy"
+
+    room_id: str = Field(sa_column=_id(primary_key=True))
+    presence_names: str = Field(
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="full")
+    )
+    set_by: str = Field(sa_column=_id(nullable=False))
+    set_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
 class Audit(SQLModel, table=True):
     """One row per thing done that someone may have to account for later (a roster
     import, ...): when, by whom (a user id, or ``cli``), on which node, what, on what,
-    and the details as JSON. Append-only."""
+    and the details as JSON. Append-only (migration 0008: the database refuses an
+    UPDATE); only the retention job deletes."""
 
     __tablename__ = "audit"
     __table_args__ = (
         sa.Index("ix_audit_at", "at"),
         sa.Index("ix_audit_action", "action", "at"),
+        sa.Index("ix_audit_actor", "actor", "id"),
+        sa.Index("ix_audit_target", "target", "id"),
         {"sqlite_autoincrement": True},
     )
 
@@ -568,3 +586,4 @@ auth_session_t = metadata.tables[AuthSession.__tablename__]
 
 
 audit_t = metadata.tables[Audit.__tablename__]
+room_policy_t = metadata.tables[RoomPolicy.__tablename__]

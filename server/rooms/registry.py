@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from contextvars import Context
 from typing import Any, Protocol
 
 from server import metrics
@@ -34,6 +35,7 @@ from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
 from server.metrics.hot import APPLY_BUS, APPLY_CLIENT, FANOUT_BUS, FANOUT_CLIENT, TRAFFIC
+from server.persistence.audit import Note
 from server.persistence.docs import Fold, StoredDoc
 from server.persistence.writer import Item, UpdateWriter
 from server.rooms.livedoc import DocLoadError, DocState, LiveDoc
@@ -75,7 +77,9 @@ class DocStoreLike(Protocol):
 
     async def compact(self, room_id: str, doc_name: str, fold: Fold | None = None) -> bool: ...
 
-    async def set_locked(self, room_id: str, doc_name: str, locked: bool) -> None: ...
+    async def set_locked(
+        self, room_id: str, doc_name: str, locked: bool, audit: Note | None = None
+    ) -> None: ...
 
     async def names(self, room_id: str, limit: int) -> set[str]: ...
 
@@ -139,7 +143,9 @@ class RoomRegistry:
         return ok
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        # A fresh context: shared work (a load, a compaction) is nobody's, so its log
+        # lines must not carry the user and socket that happened to start it.
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
@@ -361,7 +367,9 @@ class RoomRegistry:
 
     # --- locks ---
 
-    async def set_locked(self, room_id: str, doc_name: str, locked: bool, by: str) -> None:
+    async def set_locked(
+        self, room_id: str, doc_name: str, locked: bool, by: str, audit: Note | None = None
+    ) -> None:
         """Store the lock, apply it here and on every node holding the doc, and tell the
         room (``on_lock``: the room channel's ``doc_locked`` event).
 
@@ -370,7 +378,7 @@ class RoomRegistry:
         access now) and the nodes holding the room channel (the room's topic: the
         clients show the lock). With the balancer's room affinity both are one node.
         """
-        await self.store.set_locked(room_id, doc_name, locked)
+        await self.store.set_locked(room_id, doc_name, locked, audit)
         live = self.docs.get((room_id, doc_name))
         if live is not None:
             live.locked = locked

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from contextvars import Context
 from typing import Any, Generic, Protocol, TypeVar
 
 from server.bus.base import Bus, Handler
@@ -99,7 +100,9 @@ class Residency(Generic[K, R]):
         return list(self.items.values())
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        # A fresh context: a load or unload serves everyone, so its log lines must not
+        # carry the user and socket that happened to start it (server/logs.py).
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

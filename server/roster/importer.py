@@ -285,6 +285,8 @@ def _audit_detail(report: ImportReport, extra: Mapping[str, Any] | None) -> dict
     diff = report.diff
     removed = sorted(u.id for u in diff.users.removed)
     restored = sorted(diff.restored)
+    # Role changes by name (who became what is in the roster; the trail says who changed).
+    roles = sorted(lw.user_id for lw in report.lowered if diffs.Why.ROLE_CHANGED in lw.reasons)
     return {
         **(extra or {}),
         "counts": diff.counts(),
@@ -295,7 +297,8 @@ def _audit_detail(report: ImportReport, extra: Mapping[str, Any] | None) -> dict
         "assignments_deleted": report.assignments_deleted,
         "removed_users": removed[:AUDIT_IDS],
         "restored_users": restored[:AUDIT_IDS],
-        "ids_truncated": len(removed) > AUDIT_IDS or len(restored) > AUDIT_IDS,
+        "role_changed_users": roles[:AUDIT_IDS],
+        "ids_truncated": max(len(removed), len(restored), len(roles)) > AUDIT_IDS,
     }
 
 

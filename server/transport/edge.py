@@ -2,7 +2,9 @@
 
 Every request enters here, once. HTTP goes on to the Starlette application, with
 ``X-Atelier-Node`` added to each response (operators see which node served a request
-behind the balancer; the tests check room affinity with it). WebSockets are routed
+behind the balancer; the tests check room affinity with it) and ``X-Request-Id``: the
+proxy's when it comes from TRUSTED_PROXIES and is well-formed, else one made here — the
+id every log line of the request carries (``logctx``). WebSockets are routed
 here and only here: the application has no WebSocket routes. A socket's path is matched
 against ``SocketRoute``s (Starlette's own path syntax and matcher); the endpoint is
 called with one :class:`~server.transport.socket.ClientSocket` that carries everything
@@ -31,6 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server import metrics
+from server.transport import logctx
 from server.transport.codes import Close
 from server.transport.protocol import AtelierWebSocketProtocol
 from server.transport.socket import ClientSocket
@@ -58,6 +61,7 @@ class Edge:
         sockets: Sequence[SocketRoute] = (),
         *,
         max_sockets: int | None = None,
+        trusted_proxies: str | None = None,
     ) -> None:
         self.app = app
         self.state = app.state
@@ -66,22 +70,46 @@ class Edge:
         #: Sockets in an endpoint now, admitted or not (``max_sockets_per_node``).
         self.open_sockets = 0
         self.max_sockets = max_sockets
+        # Behind TRUSTED_PROXIES, uvicorn has already replaced the scope's client with
+        # the forwarded address, so the proxy cannot be recognised here by its address:
+        # a deployment that names a proxy says every request comes through it, and the
+        # proxy sets (overwrites) X-Request-Id (nginx: `proxy_set_header X-Request-Id
+        # $request_id`).
+        self._trust_request_id = bool((trusted_proxies or "").strip())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            return await self.app(scope, receive, self._named(send))
+            rid = self._request_id(scope)
+            logctx.request_id.set(rid)
+            return await self.app(scope, receive, self._named(send, rid))
         if kind == "websocket":
+            logctx.request_id.set(self._request_id(scope))
+            logctx.conn_id.set(logctx.new_id())
             route = self._match(scope["path"])
             if route is not None:
                 return await self._socket(scope, receive, send, *route)
         return await self.app(scope, receive, send)
 
-    def _named(self, send: Send) -> Send:
+    def _request_id(self, scope: Scope) -> str:
+        """The trusted proxy's X-Request-Id when well-formed, else a new one. Without a
+        proxy it is ignored: a client must not choose what its lines are filed under."""
+        if self._trust_request_id:
+            for name, value in scope.get("headers", ()):
+                if name == b"x-request-id":
+                    text = value.decode("latin-1")
+                    if logctx.REQUEST_ID_RE.fullmatch(text):
+                        return text
+                    break
+        return logctx.new_id()
+
+    def _named(self, send: Send, request_id: str) -> Send:
+        echoed = (b"x-request-id", request_id.encode("ascii"))
+
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), self.header]
+                message["headers"] = [*message.get("headers", []), self.header, echoed]
             await send(message)
 
         return send_with_header

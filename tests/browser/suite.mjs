@@ -579,6 +579,31 @@ async function main () {
     assert(Number(removed.replace(/\s/g, '')) > 60, `users removed: ${removed}`)
     const secret = await ap.locator('.settings-table tr', { hasText: 'ATELIER_JWT_SECRET' }).locator('td').first().innerText()
     assert(secret === 'set', `the secret shows as ${secret}`)
+    // "Journal d'audit": what the teacher did in the earlier scenarios (the lock, the
+    // moderated message, the groups), filtered, and downloaded as CSV.
+    const trail = ap.locator('#audit-table tbody')
+    await trail.locator('tr[data-action="doc.lock"]').first().waitFor()
+    await trail.locator('tr[data-action="group.move"]').first().waitFor()
+    await ap.getByLabel('Action').selectOption('chat.delete')
+    await ap.locator('#audit-filter').click()
+    await trail.locator('tr[data-action="doc.lock"]').first().waitFor({ state: 'detached' })
+    const deletions = trail.locator('tr[data-action="chat.delete"]')
+    await deletions.first().waitFor()
+    assert(await trail.locator('tr').count() === await deletions.count(), 'the filter keeps only deletions')
+    const line = await deletions.first().innerText()
+    assert(/t-martin/.test(line) && /s-0\d/.test(line), `a deletion says who and whose: ${line}`)
+    assert(!/je prends la conclusion/.test(line), 'never the message text')
+    const [download] = await Promise.all([ap.waitForEvent('download'), ap.locator('#audit-csv').click()])
+    const csv = await new Promise((resolve, reject) => {
+      download.createReadStream().then((stream) => {
+        const chunks = []
+        stream.on('data', (c) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks).toString('utf8'))).on('error', reject)
+      }, reject)
+    })
+    const rows = csv.trim().split(/\r?\n/)
+    assert(rows[0] === 'id,at,actor,node,action,target,detail', `CSV header: ${rows[0]}`)
+    assert(rows.length > 1 && rows.slice(1).every((r) => r.includes(',chat.delete,')), 'the CSV has the filtered rows')
+    assert(/\.csv$/.test(download.suggestedFilename()), download.suggestedFilename())
     await axe(ap, 'administration')
     await admin.context.close()
   })
@@ -638,6 +663,43 @@ async function main () {
     await sp.evaluate(() => { location.hash = '#/' })
     await sp.getByRole('heading', { level: 1, name: 'Connexion de démonstration' }).waitFor()
     await student.context.close()
+  })
+
+  // "Noms affichés aux élèves": the teacher chooses pseudonyms on the class page; in a
+  // group room a student then sees a classmate's pseudonym, never the name, in presence
+  // and on the classmate's caret. Set back to full names afterwards.
+  await scenario('pseudonymous_names', async () => {
+    const tp = teacher.page
+    const a = await newUser('s-19')
+    const b = await newUser('s-20')
+    const nameOf = async (page) => (await page.locator('.whoami > span:not(.avatar)').innerText()).split('(')[0].trim()
+    const [nameA, nameB] = [await nameOf(a.page), await nameOf(b.page)]
+    await openRoom(a.page, '2nde-a-g4', 'pseudo')
+    await openRoom(b.page, '2nde-a-g4', 'pseudo')
+    const seen = b.page.locator('#here-list .person[data-user="s-19"] .person-name')
+    await b.page.locator('#here-list .person[data-user="s-19"] .person-name', { hasText: nameA }).waitFor()
+    // The students are in the room when the teacher changes it: their pages rejoin.
+    await tp.evaluate(() => { location.hash = '#/' })
+    await tp.getByRole('link', { name: 'Suivi de la classe' }).first().click()
+    await tp.getByLabel('Les élèves voient').selectOption('pseudonym')
+    await tp.locator('#names-status', { hasText: 'Enregistré' }).waitFor()
+    await axe(tp, 'class page (names)')
+    await b.page.locator('#here-list .person[data-user="s-19"] .person-name', { hasText: nameA }).waitFor({ state: 'detached' })
+    await seen.waitFor()
+    await a.page.locator('#conn-state[data-state="online"]').waitFor()
+    const shown = (await seen.innerText()).trim()
+    assert(shown !== nameA && !shown.includes(nameA), `s-19 shows as ${shown}`)
+    assert(/^\p{L}+ \p{L}+ \d{2}$/u.test(shown), `a pseudonym: ${shown}`)
+    await typeInEditor(a.page, 'Bonjour ')
+    const caret = b.page.locator('#editor .caret[data-user="s-19"] .caret-label')
+    await caret.waitFor()
+    assert((await caret.innerText()).trim() === shown, 'the caret carries the pseudonym')
+    assert(!(await b.page.locator('#here-list').innerText()).includes(nameA), 'the name is nowhere in the list')
+    assert(nameB.length > 0, 'names read')
+    await tp.getByLabel('Les élèves voient').selectOption('full')
+    await tp.locator('#names-status', { hasText: 'Enregistré' }).waitFor()
+    await a.context.close()
+    await b.context.close()
   })
 
   await scenario('no_token_in_console', async () => {

@@ -77,6 +77,7 @@ SCENARIOS = [
     "manage_groups",
     "admin",
     "my_data",
+    "pseudonymous_names",
     "no_token_in_console",
 ]
 
@@ -242,6 +243,7 @@ def test_axe_ran_on_every_screen(browser_results: dict[str, Any]) -> None:
         "my data (parent)",
         "my data (admin)",
         "my data (erasure report)",
+        "class page (names)",
     }
     assert expected <= screens, f"axe did not run on {sorted(expected - screens)}"
     serious = [

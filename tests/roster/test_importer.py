@@ -219,3 +219,14 @@ async def test_the_bulk_paths_write_the_same_rows_and_roll_back_alike(
     assert (await run(engine, target)).status == "applied"
     assert await export_roster(engine) == target
     assert (await run(engine, target)).status == "unchanged"
+
+
+async def test_a_role_change_is_named_in_the_audit_row(engine: AsyncEngine) -> None:
+    await seed_demo(engine)
+    [before] = [u for u in DEMO.users if u.id == "s-05"]
+    promoted = User(before.id, Role.TEACHER, before.name, before.school_id)
+    report = await run(engine, edit(DEMO, drop=[before], add=[promoted]))
+    assert report.applied and report.changed
+    [row] = await audit.entries(engine, "roster.import")
+    assert row.detail["role_changed_users"] == ["s-05"]
+    assert row.detail["removed_users"] == [] and row.detail["ids_truncated"] is False

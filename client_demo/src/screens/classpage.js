@@ -7,6 +7,10 @@
 // Live figures come from ONE more RoomChannel, on the class room: its teachers receive
 // `event` frames of kind `progress` (room = group id, doc = doc name) for every doc of
 // the class's groups being edited (docs/protocol.md). No Yjs socket is opened here.
+//
+// "Noms affichés aux élèves": how the class room and its groups show students' names
+// (full, first name and initial, or a per-room pseudonym: PUT /api/rooms/{id}/policy for
+// each of them).
 
 import { RoomChannel } from '../live.js'
 import { api, enc, freshToken, session, wsBase } from '../api.js'
@@ -99,6 +103,9 @@ export async function renderClass (main, { classId }) {
     groups.set(group.id, state)
 
     const channel = new RoomChannel({ url: wsBase(), room: group.id, token: freshToken })
+    // The teacher knows the class: real names here, even where the room shows students
+    // pseudonyms to each other ("Noms affichés aux élèves").
+    const realName = new Map(group.members.map((m) => [m.id, m.name]))
     const renderOnline = () => {
       const users = [...channel.presence.entries()].filter(([id, e]) => e.metas.length && id !== me?.id)
       state.onlineCount.textContent = t('room.hereCount', { n: users.length })
@@ -107,10 +114,11 @@ export async function renderClass (main, { classId }) {
       fill(state.online, users.map(([id, e]) => {
         const docs = [...new Set(e.metas.map((m) => m.doc).filter(Boolean))]
         const typing = e.metas.some((m) => m.typing)
+        const name = realName.get(id) ?? e.name
         return h('li', { class: 'person', 'data-user': id },
-          h('span', { class: 'avatar', style: `background:${colorOf(id)}`, 'aria-hidden': 'true' }, e.name.slice(0, 1)),
+          h('span', { class: 'avatar', style: `background:${colorOf(id)}`, 'aria-hidden': 'true' }, name.slice(0, 1)),
           h('span', { class: 'person-text' },
-            h('span', { class: 'person-name' }, e.name),
+            h('span', { class: 'person-name' }, name),
             h('span', { class: 'person-meta' }, docs.map((d) => t('room.onDoc', { doc: d })).join(', '),
               typing && h('span', { class: 'typing' }, ' · ', t('room.typing')))))
       }))
@@ -165,6 +173,8 @@ export async function renderClass (main, { classId }) {
   classChannel.connect()
   channels.push(classChannel)
 
+  const namesPanel = await namesControl([overview.class.id, ...overview.groups.map((g) => g.id)])
+
   main.replaceChildren(h('div', { class: 'page console' },
     h('nav', { 'aria-label': t('nav.breadcrumb'), class: 'crumbs' },
       h('ol', {}, h('li', {}, h('a', { href: '#/' }, t('nav.spaces'))), h('li', { 'aria-current': 'page' }, overview.class.name))),
@@ -173,6 +183,7 @@ export async function renderClass (main, { classId }) {
       liveStatus),
     h('p', { class: 'lead' }, t('console.lead')),
     h('p', { class: 'actions' }, h('a', { class: 'btn', href: `#/room/${enc(overview.class.id)}` }, t('class.openClass'))),
+    namesPanel,
     h('section', { 'aria-label': t('class.groups') },
       h('ul', { class: 'group-grid console-grid' }, [...groups.values()].map((s) => s.card)))))
 
@@ -199,4 +210,34 @@ export async function renderClass (main, { classId }) {
       channels.forEach((channel) => channel.close())
     }
   }
+}
+
+const NAMINGS = ['full', 'initial', 'pseudonym']
+
+/** The teacher's "Noms affichés aux élèves" control, for these rooms at once. */
+async function namesControl (rooms) {
+  const current = await Promise.all(rooms.map((id) => api(`/api/rooms/${enc(id)}/policy`).then((p) => p.presence_names)))
+  const same = current.every((v) => v === current[0])
+  const select = h('select', { id: 'names-policy', name: 'presence_names', 'aria-describedby': 'names-lead names-status' },
+    !same && h('option', { value: '', selected: true, disabled: true }, t('names.mixed')),
+    NAMINGS.map((n) => h('option', { value: n, selected: same && current[0] === n }, t('names.' + n))))
+  const status = h('p', { id: 'names-status', class: 'help', role: 'status', 'aria-live': 'polite' })
+  select.addEventListener('change', async () => {
+    select.disabled = true
+    fill(status, t('loading'))
+    try {
+      for (const id of rooms) await api(`/api/rooms/${enc(id)}/policy`, { method: 'PUT', body: { presence_names: select.value } })
+      select.querySelector('option[value=""]')?.remove()
+      fill(status, t('names.saved'))
+    } catch (error) {
+      fill(status, h('span', { class: 'form-error' }, t('feedback.error', { error: error.message })))
+    } finally {
+      select.disabled = false
+    }
+  })
+  return h('section', { class: 'panel names-panel', 'aria-labelledby': 'names-title' },
+    h('h2', { id: 'names-title' }, t('names.title')),
+    h('p', { class: 'help', id: 'names-lead' }, t('names.lead')),
+    h('div', { class: 'form-field' }, h('label', { for: 'names-policy' }, t('names.label')), select),
+    status)
 }

@@ -14,7 +14,7 @@ import { dueText, handInControl, leftText, phaseTag } from '../work.js'
 const DOC_NAME = /^[a-z0-9_-]{1,64}$/
 const TYPING_IDLE_MS = 2500
 
-export async function renderRoom (main, { go, signOut, room: roomId, doc: firstDoc }) {
+export async function renderRoom (main, { go, signOut, reload, room: roomId, doc: firstDoc }) {
   const me = session.get()?.me ?? await api('/api/me')
   const [room, docsInfo] = await Promise.all([
     api(`/api/rooms/${enc(roomId)}`),
@@ -22,6 +22,9 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   ])
   const access = room.access
   const teacherOfRoom = access.moderate
+  // My name as this room shows it (its "Noms affichés aux élèves" policy: a pseudonym,
+  // or first name and initial): what the docs' awareness carries to the others.
+  const myName = room.me?.name ?? me.display_name
   let docs = docsInfo.docs
   let currentDoc = DOC_NAME.test(firstDoc) ? firstDoc : 'rapport'
   let session_ = null // the open DocSession
@@ -34,11 +37,12 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
   let typingTimer = null
   const mutedUsers = new Set()
   let destroyed = false
+  let namesTimer = null
   let authorship = null // the AuthorshipView of the open doc, while "who wrote what" is on
   // Names of people, for the history (versions name user ids): the room's members, me,
   // and whoever the contributions name (a teacher who restored a group doc, say).
   const people = new Map((docsInfo.members ?? []).map((m) => [m.id, m.name]))
-  people.set(me.id, me.display_name)
+  people.set(me.id, myName)
   const nameOf = (id) => (id ? people.get(id) ?? id : t('history.unknownUser'))
   const learnNames = (users) => { for (const u of users ?? []) if (u?.id && u.name) people.set(u.id, u.name) }
   // Versions and contributions are for members with chat access and teachers (not parents).
@@ -306,7 +310,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     renderDocs()
     renderWork()
     editorHost.replaceChildren()
-    const user = { id: me.id, name: me.display_name, color: colorOf(me.id) }
+    const user = { id: me.id, name: myName, color: colorOf(me.id) }
     session_ = new DocSession({
       wsBase: wsBase(), room: roomId, doc: currentDoc, token: () => session.token(), user,
       element: editorHost, editable: false, label: t('room.editorLabel', { doc: currentDoc }),
@@ -576,6 +580,10 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
       applyWork(ev.work)
     } else if (ev.kind === 'doc_saved' && ev.doc === currentDoc && session_) {
       session_.onSaved(ev.sv)
+    } else if (ev.kind === 'names' && reload) {
+      // The room now names its students otherwise: rejoin (the whole room at once would
+      // all come back in the same instant without the jitter) to take my new name.
+      namesTimer ??= setTimeout(() => { if (!destroyed) reload() }, jitteredDelay(0, { baseMs: 1500 }))
     }
   })
   channel.addEventListener('state', () => { renderStatus(); renderPresence() })
@@ -603,6 +611,7 @@ export async function renderRoom (main, { go, signOut, room: roomId, doc: firstD
     destroy () {
       destroyed = true
       clearTimeout(typingTimer)
+      clearTimeout(namesTimer)
       clearTimeout(onlineTimer)
       clearInterval(ticker)
       window.removeEventListener('offline', onOffline)
