@@ -143,6 +143,32 @@ def _ensure_built(node: str) -> None:
         pytest.fail(f"the client build failed:\n{out.stdout}\n{out.stderr}")
 
 
+def run_suite(
+    node: str, suite: Path, config: dict[str, Any], timeout_s: float, what: str
+) -> dict[str, Any]:
+    """Run a Node browser suite with its ``config`` (``results`` names the file it writes)
+    and read what it wrote: its results by scenario name, the axe reports, its output."""
+    results_file = Path(config["results"])
+    try:
+        run = subprocess.run(
+            [node, str(suite)],
+            cwd=ROOT,
+            env={**os.environ, "BROWSER_CONFIG": json.dumps(config)},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        output = f"{run.stdout}\n{run.stderr}"
+    except subprocess.TimeoutExpired as exc:
+        output = f"the {what} did not finish within {timeout_s} s\n{exc.stdout!r}"
+    data = json.loads(results_file.read_text()) if results_file.exists() else {"results": []}
+    return {
+        "by_name": {r["name"]: r for r in data["results"]},
+        "axe": data.get("axe", []),
+        "output": output,
+    }
+
+
 @pytest.fixture(scope="module")
 def browser_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     chromium = _chromium()
@@ -170,23 +196,8 @@ def browser_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         "timeoutS": SUITE_TIMEOUT_S - 10,
     }
     try:
-        try:
-            run = subprocess.run(
-                [node, str(SUITE)],
-                cwd=ROOT,
-                env={**os.environ, "BROWSER_CONFIG": json.dumps(config)},
-                capture_output=True,
-                text=True,
-                timeout=SUITE_TIMEOUT_S,
-            )
-            output = f"{run.stdout}\n{run.stderr}"
-        except subprocess.TimeoutExpired as exc:
-            output = f"the browser suite did not finish within {SUITE_TIMEOUT_S} s\n{exc.stdout!r}"
-        data = json.loads(results_file.read_text()) if results_file.exists() else {"results": []}
         yield {
-            "by_name": {r["name"]: r for r in data["results"]},
-            "axe": data.get("axe", []),
-            "output": output,
+            **run_suite(node, SUITE, config, SUITE_TIMEOUT_S, "browser suite"),
             "server_log": server.log(),
             "server": server,
             "receiver": receiver,

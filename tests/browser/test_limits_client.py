@@ -8,16 +8,20 @@ with its banner. Same Chromium, Node and client build as test_client.py.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.test_client import ROOT, _chromium, _ensure_built, _require_node_modules
+from tests.browser.test_client import (
+    ROOT,
+    _chromium,
+    _ensure_built,
+    _require_node_modules,
+    run_suite,
+)
 from tests.support.server import make_server
 
 pytestmark = pytest.mark.integration
@@ -50,23 +54,8 @@ def limits_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             "results": str(results_file),
             "timeoutS": SUITE_TIMEOUT_S - 10,
         }
-        try:
-            run = subprocess.run(
-                [node, str(SUITE)],
-                cwd=ROOT,
-                env={**os.environ, "BROWSER_CONFIG": json.dumps(config)},
-                capture_output=True,
-                text=True,
-                timeout=SUITE_TIMEOUT_S,
-            )
-            output = f"{run.stdout}\n{run.stderr}"
-        except subprocess.TimeoutExpired as exc:
-            output = f"the limits suite did not finish within {SUITE_TIMEOUT_S} s\n{exc.stdout!r}"
-        data = json.loads(results_file.read_text()) if results_file.exists() else {"results": []}
         yield {
-            "by_name": {r["name"]: r for r in data["results"]},
-            "axe": data.get("axe", []),
-            "output": output,
+            **run_suite(node, SUITE, config, SUITE_TIMEOUT_S, "limits suite"),
             "server_log": server.log(),
         }
     finally:
