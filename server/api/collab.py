@@ -321,7 +321,10 @@ class Connection:
             opened.refresh = None
 
     def _expires(self, opened: Open, exp: float) -> None:
-        """Ask for a fresh token before ``exp``; end the doc at ``exp`` if none came."""
+        """Ask for a fresh token before ``exp``; end the doc at ``exp`` if none came.
+        A token that expires no later than the last one changes nothing (asked once)."""
+        if exp <= opened.exp:
+            return
         for timer in opened.timers:
             timer.cancel()
         opened.timers.clear()
