@@ -13,7 +13,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ["atelier", "hocuspocus", "y-websocket", "pycrdt-websocket", "relay"]
+ORDER = ["atelier", "atelier-hocuspocus", "hocuspocus", "y-websocket", "pycrdt-websocket", "relay"]
 
 
 def med(values: list[Any]) -> Any:
@@ -409,6 +409,7 @@ def chart(summary: dict[str, dict[str, dict]], sat: list[dict], out: Path) -> No
     fig, axes = plt.subplots(2, max(2, len(names)), figsize=(5 * max(2, len(names)), 8.5))
     colors = {
         "atelier": "#d62728",
+        "atelier-hocuspocus": "#ff9896",
         "hocuspocus": "#1f77b4",
         "y-websocket": "#2ca02c",
         "pycrdt-websocket": "#9467bd",

@@ -56,7 +56,10 @@ from bench.run_load import versions as loadgen_versions
 from bench.scenarios import GROUPS, get, tokens_per_room
 
 T0 = time.monotonic()
-SERVERS_1N = ["atelier", "hocuspocus", "y-websocket", "pycrdt-websocket"]
+#: "atelier-hocuspocus": Atelier over its Hocuspocus endpoint (/collab), with the
+#: generator speaking Hocuspocus' framing, beside Hocuspocus itself.
+SERVERS_1N = ["atelier", "atelier-hocuspocus", "hocuspocus", "y-websocket", "pycrdt-websocket"]
+ATELIERS = ("atelier", "atelier-hocuspocus")
 
 
 def log(msg: str) -> None:
@@ -333,7 +336,7 @@ def run_idle(P: dict, out: dict) -> None:
             pid = next(iter(pids.values()))
             tokens = (
                 {g[0]: [sign(g[1])] + [sign(s) for s in g[2]] for g in GROUPS}
-                if server == "atelier"
+                if server in ATELIERS
                 else {}
             )
             cfg = {
@@ -422,9 +425,11 @@ class _target:
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         s = self.server
-        if s == "atelier":
+        if s in ATELIERS:
             u, p, i = self.stack.enter_context(atelier_target(1, dict(self.env), keep=False))
             sign = i.pop("_servers")[0].token
+            if s == "atelier-hocuspocus":
+                i["loadgen"] = {"protocol": "hocuspocus", "hocusPath": "/collab"}
         elif s == "hocuspocus":
             u, p, i = self.stack.enter_context(peers.hocuspocus_target(1, sqlite=True))
             sign = lambda user: ""  # noqa: E731
@@ -448,7 +453,7 @@ BIGDOC_ENV = {"ATELIER_RATE_FRAMES_PER_SECOND": "1000000", "ATELIER_RATE_BURST":
 def run_bigdoc(P: dict, out: dict) -> None:
     out["bigdoc"] = res = []
     for server in SERVERS_1N:
-        env = BIGDOC_ENV if server == "atelier" else {}
+        env = BIGDOC_ENV if server in ATELIERS else {}
         with _target(server, env) as (urls, pids, info, sign):
             pid = next(iter(pids.values()))
             cfg = {

@@ -42,7 +42,7 @@ function open (i) {
     const finish = (ok) => { if (!done) { done = true; clearTimeout(timer); resolve(ok) } }
     const timer = setTimeout(() => { bump('handshake timeout'); finish(false) }, cfg.connectTimeoutMs)
     const q = token && !hocus ? `?token=${encodeURIComponent(token)}` : ''
-    const ws = new WebSocket(`${cfg.url}${cfg.pathPrefix}/${room}${q}`, { perMessageDeflate: false })
+    const ws = new WebSocket(cfg.hocusPath ? `${cfg.url}${cfg.hocusPath}` : `${cfg.url}${cfg.pathPrefix}/${room}${q}`, { perMessageDeflate: false })
     sockets.push(ws)
     ws.on('open', () => {
       if (hocus) ws.send(frame(room, 2, (e) => { encoding.writeVarUint(e, 0); encoding.writeVarString(e, token || '') }))
