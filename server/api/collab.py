@@ -61,7 +61,7 @@ def scope_of(access: RoomAccess | None, locked: bool) -> str:
 class Channel:
     """One doc of a /collab socket, as rooms/ and revocation/ see it (``PeerHandle``)."""
 
-    __slots__ = ("_on_end", "access", "doc", "ended", "held", "live", "peer", "prefix")
+    __slots__ = ("_on_end", "access", "doc", "ended", "held", "live", "peer", "prefix", "scope")
 
     def __init__(
         self, peer: Peer, doc: str, access: RoomAccess, on_end: Callable[[Channel], None]
@@ -73,6 +73,8 @@ class Channel:
         self.live: LiveDoc | None = None
         self.held: Held | None = None
         self.ended = False
+        #: The scope last told to the provider (Authenticated).
+        self.scope: str | None = None
         self._on_end = on_end
 
     def __repr__(self) -> str:
@@ -99,13 +101,22 @@ class Channel:
         # Not now: the caller may be walking the doc's sockets.
         asyncio.get_running_loop().call_soon(self._on_end, self)
 
+    def authenticated(self, answer: bool = False) -> None:
+        """Tell the provider this doc's scope: when it changed, or as the ``answer`` to
+        an Auth (a refreshed token)."""
+        locked = self.live.locked if self.live is not None else False
+        scope = scope_of(self.access, locked)
+        if answer or scope != self.scope:
+            self.scope = scope
+            self.peer.send(hp.authenticated(self.prefix, scope))
+
     def regrade(self, access: RoomAccess) -> None:
-        """A lowered access (revocation/), or a refreshed token: told as the new scope."""
+        """A lowered access (revocation/), a refreshed token, or the doc (un)locked
+        (``LiveDoc.set_locked``): told as the new scope when it changed."""
         if self.ended or not self.peer.open:
             return
         self.access = access
-        locked = self.live.locked if self.live is not None else False
-        self.peer.send(hp.authenticated(self.prefix, scope_of(access, locked)))
+        self.authenticated()
 
 
 @dataclass(slots=True)
@@ -287,7 +298,7 @@ class Connection:
         channel.held = ctx.sockets.add(
             Held(channel, user_id, room_id, doc_name, claims.sid, claims.jti)
         )
-        peer.send(hp.authenticated(channel.prefix, scope_of(access, live.locked)))
+        channel.authenticated()
         session = ctx.registry.join(live, channel)
         opened = self.open[doc] = Open(channel, live, session)
         self._expires(opened, claims.exp)
@@ -315,7 +326,9 @@ class Connection:
                 channel.held = self.ctx.sockets.add(
                     Held(channel, held.user_id, held.room_id, held.doc_name, claims.sid, claims.jti)
                 )
-            channel.regrade(access)
+            if channel.peer.open:
+                channel.access = access
+                channel.authenticated(answer=True)
             self._expires(opened, claims.exp)
         finally:
             opened.refresh = None

@@ -32,6 +32,7 @@ def story_config(collab: AtelierServer, yjs: AtelierServer, provider: str) -> di
     return {
         "collabUrl": f"{collab.ws_url}/collab",
         "yjsUrl": f"{yjs.ws_url}/yjs",
+        "httpUrl": yjs.http_url,
         "provider": provider,
         "doc": f"hp-{uuid.uuid4().hex[:8]}",
         "tokens": {
@@ -54,6 +55,7 @@ def check_story(report: dict[str, Any]) -> None:
     assert phases["readonly"]["studentUnsynced"] >= 1  # the refused write stays the client's
     assert phases["refused"]["reason"] == "no access to this room"
     assert phases["refused"]["socketsOpened"] == 1
+    assert phases["lock"]["scopes"] == ["read-write", "readonly", "read-write"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -90,7 +92,7 @@ async def test_token_refresh(tmp_path: Path) -> None:
     report = json.loads(stdout)
     assert report["stale"]["reason"] == "expired token"
     assert report["renewed"]["asked"] >= 2
-    assert report["renewed"]["scopes"][:2] == ["read-write", "read-write"]
+    assert report["renewed"]["scopes"][:2] == ["read-write", "read-write"]  # each Auth answered
 
 
 async def test_restart_with_offline_edits(fresh_atelier: AtelierServer) -> None:

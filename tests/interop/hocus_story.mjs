@@ -11,8 +11,11 @@
 //              teacher, on /yjs, never sees it), while the teacher's text reaches the student
 //   refused    a fourth doc, in another group's room: PermissionDenied with a reason; the
 //              socket and the other docs go on
+//   lock       the teacher locks the group doc (REST, on the y-websocket side's node): the
+//              provider is told scope "readonly" at once; unlocked, "read-write" again
 //
 // Config (JSON in env INTEROP_CONFIG): collabUrl (ws://…/collab), yjsUrl (ws://…/yjs),
+// httpUrl (the REST base of the yjsUrl node),
 // provider ("@hocuspocus/provider" or "hocuspocus-provider-v4"), doc (a fresh doc name
 // prefix), tokens: {student, classmate, teacher} (s-01, s-02, t-martin), timeoutMs.
 // Exit 0 + JSON report on stdout; exit 1 with the failing phase on stderr.
@@ -48,12 +51,12 @@ class CountingWebSocket extends WebSocket {
 }
 
 function hocusDoc (socket, name, token) {
-  const state = { name, scope: null, failed: null, synced: false, stateless: [] }
+  const state = { name, scope: null, scopes: [], failed: null, synced: false, stateless: [] }
   const provider = new HocuspocusProvider({
     websocketProvider: socket,
     name,
     token,
-    onAuthenticated: ({ scope }) => { state.scope = scope },
+    onAuthenticated: ({ scope }) => { state.scope = scope; state.scopes.push(scope) },
     onAuthenticationFailed: ({ reason }) => { state.failed = reason },
     onSynced: () => { state.synced = true },
     onStateless: ({ payload }) => { state.stateless.push(payload) }
@@ -125,6 +128,23 @@ await waitUntil('permission denied', () => other.failed !== null)
 a.text.insert(0, '!')
 await waitUntil('the other docs go on', () => mate.text.toString().startsWith('!'))
 report.phases.refused = { reason: other.failed, socketsOpened }
+
+// ------------------------------------------------------------------ lock
+phase = 'lock'
+async function lock (locked) {
+  const [room, doc] = a.name.split('/')
+  const res = await fetch(`${cfg.httpUrl}/api/rooms/${room}/docs/${doc}/lock`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${cfg.tokens.teacher}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ locked })
+  })
+  if (res.status !== 200) fail(`lock ${locked}: HTTP ${res.status}`)
+}
+await lock(true)
+await waitUntil('scope readonly', () => a.scope === 'readonly')
+await lock(false)
+await waitUntil('scope read-write', () => a.scope === 'read-write')
+report.phases.lock = { scopes: a.scopes }
 
 for (const d of [a, b, c, other]) d.provider.destroy()
 socket.destroy()
