@@ -240,6 +240,7 @@ class Connection:
         return False
 
     def _auth(self, doc: str, token: str) -> None:
+        self.done.discard(doc)  # a doc refused or closed may be asked for again
         waiting = self.waiting.get(doc)
         if waiting is None:
             if not self._room_for_another(doc):

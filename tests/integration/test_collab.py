@@ -207,6 +207,13 @@ async def test_malformed_frame_closes_4400_and_a_bad_token_is_refused_per_doc(
         (denied,) = await received(ws, 1)
         assert denied.startswith(hp.prefix(doc) + bytes((hp.AUTH, hp.AUTH_PERMISSION_DENIED)))
         assert b"invalid token" in denied
+        # Asked again with a good token (provider 4 retries): authorised, and its step 1,
+        # sent before the answer, is answered.
+        await ws.send(auth(doc, atelier.token("s-01")))
+        await ws.send(hp.prefix(doc) + b"\x00\x00\x01\x00")
+        answers = await received(ws, 3)
+        assert answers[0] == hp.authenticated(hp.prefix(doc), "read-write")
+        assert any(a.startswith(hp.prefix(doc) + b"\x00\x01") for a in answers[1:])
         await ws.send(hp.prefix(doc) + bytes((hp.SYNC_STATUS, 1)))  # server → client only
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
