@@ -4,7 +4,8 @@ The clients are the ones Tiptap's Collaboration extension uses, run under Node b
 scripts of tests/interop (pinned by its package-lock.json): hocus_story.mjs (several docs
 over one socket, co-editing with a y-websocket client, acknowledgements, read-only,
 refusal), hocus_refresh.mjs (token refresh) and hocus_restart.mjs (a server restart with
-offline edits). The bounds of the endpoint are checked with a raw socket.
+offline edits). The bounds of the endpoint, a retried Auth and a revoked token are
+checked with a raw socket.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 import websockets
 
@@ -230,3 +233,36 @@ async def test_a_socket_that_never_authenticates_is_closed_4401(tmp_path: Path) 
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
     finally:
         server.stop()
+
+
+async def test_a_revoked_token_ends_its_doc_and_the_socket_goes_on(atelier: AtelierServer) -> None:
+    revoked, kept = atelier.token("s-01"), atelier.token("s-01")
+    jti = jwt.decode(revoked, options={"verify_signature": False})["jti"]
+    one, two = "2nde-a-g1/revoked-one", "2nde-a-g1/revoked-two"
+    async with websockets.connect(f"{atelier.ws_url}/collab") as ws:
+        await ws.send(auth(one, revoked))
+        await ws.send(auth(two, kept))
+        frames: list[bytes] = []
+        ready = [hp.authenticated(hp.prefix(d), "read-write") for d in (one, two)]
+        while not all(r in frames for r in ready) and len(frames) < 10:
+            frames.append(await asyncio.wait_for(ws.recv(), 5))
+        async with httpx.AsyncClient(base_url=atelier.http_url, timeout=10) as http:
+            r = await http.post(
+                "/api/admin/revocations",
+                json={"jti": jti},
+                headers={"Authorization": f"Bearer {atelier.token('a-admin')}"},
+            )
+            assert r.status_code == 200 and r.json()["closed_here"] == 1
+        denied = hp.prefix(one) + bytes((hp.AUTH, hp.AUTH_PERMISSION_DENIED))
+        for _ in range(10):
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            if frame.startswith(denied):
+                break
+        else:
+            pytest.fail("no PermissionDenied for the revoked token's doc")
+        await ws.send(hp.prefix(two) + b"\x00\x00\x01\x00")  # the other doc answers
+        for _ in range(10):
+            if (await asyncio.wait_for(ws.recv(), 5)).startswith(hp.prefix(two) + b"\x00\x01"):
+                break
+        else:
+            pytest.fail("the other doc stopped answering")
