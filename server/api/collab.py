@@ -158,6 +158,7 @@ class Connection:
         self.done: set[str] = set()
         self.waiting_frames = 0
         self.waiting_bytes = 0
+        #: Auths refused on this socket: past 4 × ``collab_max_docs``, close 1008.
         self.refusals = 0
 
     # --- the loop ---
@@ -361,10 +362,14 @@ class Connection:
 
     def _deny(self, doc: str, reason: str) -> None:
         self.refusals += 1
-        if len(self.done) < 4 * self.settings.collab_max_docs:
+        limit = 4 * self.settings.collab_max_docs
+        if len(self.done) < limit:
             self.done.add(doc)
         log.info("refused %s on /collab: %s", self.peer.user_id, reason)
         self.peer.send(hp.permission_denied(hp.prefix(doc), reason))
+        if self.refusals > limit:  # a socket guessing rooms or tokens
+            metrics.refused("collab_refusals")
+            self.peer.close(Close.POLICY, "too many refused documents")
 
     def _forget_waiting(self, doc: str) -> None:
         waiting = self.waiting.pop(doc, None)

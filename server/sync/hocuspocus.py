@@ -16,8 +16,9 @@ editors built on it). Every WebSocket message names its document first::
     Stateless   5  varString(payload)
     Broadcast-  6  server-to-server in Hocuspocus itself: refused from a client
     Stateless
-    Close       7  client → server: "I am done with this doc" (no payload)
-                   server → client: varString(reason): the doc's connection is over
+    Close       7  client → server: "I am done with this doc" (no payload, or a reason)
+                   (server → client it would end the provider's connection: Atelier ends
+                   a doc with PermissionDenied instead, which names the reason)
     SyncStatus  8  server → client: varInt(1 = applied | 0 = not applied)
     Pong       10  a lone type byte, no document name (provider 4 answers a server Ping)
 
@@ -194,10 +195,6 @@ def sync_status(prefix: bytes, applied: bool) -> bytes:
 
 def stateless(prefix: bytes, payload: str) -> bytes:
     return prefix + bytes((STATELESS,)) + _var_string(payload)
-
-
-def close(prefix: bytes, reason: str) -> bytes:
-    return prefix + bytes((CLOSE,)) + _var_string(reason)
 
 
 #: y-websocket's auth message type: from rooms/, always a refused write.

@@ -266,3 +266,13 @@ async def test_a_revoked_token_ends_its_doc_and_the_socket_goes_on(atelier: Atel
                 break
         else:
             pytest.fail("the other doc stopped answering")
+
+
+async def test_refused_auths_are_bounded_per_socket(atelier: AtelierServer) -> None:
+    async with websockets.connect(f"{atelier.ws_url}/collab") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            for i in range(4 * 16 + 1):  # 4 × COLLAB_MAX_DOCS, then one more
+                await ws.send(auth(f"2nde-a-g1/guess-{i}", "not-a-jwt" * 20))
+            for _ in range(4 * 16 + 2):
+                await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -136,11 +136,10 @@ def test_auth_answers() -> None:
     assert hp.token_request(PREFIX) == frame(b"\x02\x00")
 
 
-def test_sync_status_stateless_close() -> None:
+def test_sync_status_and_stateless() -> None:
     assert hp.sync_status(PREFIX, True) == frame(b"\x08\x01")
     assert hp.sync_status(PREFIX, False) == frame(b"\x08\x00")
     assert hp.stateless(PREFIX, '{"event":"saved"}') == frame(b"\x05\x11" + b'{"event":"saved"}')
-    assert hp.close(PREFIX, "fin") == frame(b"\x07\x03fin")
 
 
 def test_from_y_prefixes_and_turns_a_refused_write_into_sync_status_0() -> None:
