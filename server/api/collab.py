@@ -152,6 +152,8 @@ class Connection:
         self.ctx = ctx
         self.settings = ctx.settings
         self.open: dict[str, Open] = {}
+        #: The same open docs, by the prefix bytes their frames start with.
+        self.by_prefix: dict[bytes, Open] = {}
         self.waiting: dict[str, Waiting] = {}
         #: Docs refused or closed here: their late frames (a provider's awareness
         #: goodbye, say) are dropped without a word. Bounded like the docs.
@@ -184,6 +186,13 @@ class Connection:
             self.peer.close(Close.UNAUTHENTICATED, "no document authenticated in time")
 
     def _receive(self, data: bytes) -> None:
+        # The hot path (a keystroke, a cursor): an open doc found by its prefix bytes.
+        parts = hp.split(data)
+        if parts is not None:
+            opened = self.by_prefix.get(parts[0])
+            if opened is not None:
+                self._apply_y(opened, parts[1])
+                return
         msg = hp.decode(data)
         if isinstance(msg, hp.Pong):
             return
@@ -220,13 +229,16 @@ class Connection:
             return
         waiting.frames.append(data)
 
-    def _apply(self, opened: Open, msg: hp.Message) -> None:
+    def _apply_y(self, opened: Open, frame: bytes) -> None:
         channel = opened.channel
+        out = self.ctx.registry.frame(opened.live, channel, opened.session, frame)
+        ack = hp.acknowledge(channel.prefix, frame, out.denied is not None)
+        if ack is not None:
+            self.peer.send(ack)
+
+    def _apply(self, opened: Open, msg: hp.Message) -> None:
         if isinstance(msg, hp.YFrame):
-            out = self.ctx.registry.frame(opened.live, channel, opened.session, msg.frame)
-            ack = hp.acknowledge(channel.prefix, msg.frame, out.denied is not None)
-            if ack is not None:
-                self.peer.send(ack)
+            self._apply_y(opened, msg.frame)
         elif isinstance(msg, hp.CloseDoc):
             self._end(opened.channel)
         # Stateless from a client: Atelier carries nothing on it (docs/protocol.md).
@@ -302,7 +314,7 @@ class Connection:
         )
         channel.authenticated()
         session = ctx.registry.join(live, channel)
-        opened = self.open[doc] = Open(channel, live, session)
+        opened = self.open[doc] = self.by_prefix[channel.prefix] = Open(channel, live, session)
         self._expires(opened, claims.exp)
         for data in waiting.frames:
             self.waiting_frames -= 1
@@ -390,6 +402,7 @@ class Connection:
         if opened is None or opened.channel is not channel:
             return
         del self.open[channel.doc]
+        self.by_prefix.pop(channel.prefix, None)
         if len(self.done) < 4 * self.settings.collab_max_docs:
             self.done.add(channel.doc)
         self._leave(opened)
@@ -410,6 +423,7 @@ class Connection:
             self._forget_waiting(doc)
         opened = list(self.open.values())
         self.open.clear()
+        self.by_prefix.clear()
         for o in opened:
             self._leave(o)
 

@@ -124,6 +124,18 @@ def _string(r: Reader, limit: int, what: str) -> str:
         raise ProtocolError(f"{what} is not UTF-8") from None
 
 
+def split(frame: bytes) -> tuple[bytes, bytes] | None:
+    """(name prefix, y-websocket frame) of a Sync, Awareness or QueryAwareness frame whose
+    name is under 128 bytes — every keystroke's — without decoding the name: the caller
+    finds its doc by the prefix bytes. None: anything else (then ``decode``)."""
+    if not frame:
+        return None
+    n = frame[0]
+    if n >= 0x80 or len(frame) <= n + 1 or frame[n + 1] not in (SYNC, AWARENESS, QUERY_AWARENESS):
+        return None
+    return frame[: n + 1], frame[n + 1 :]
+
+
 def decode(frame: bytes) -> Message:
     """Decode one client frame. Raises :class:`ProtocolError` on anything malformed.
 
@@ -203,7 +215,7 @@ _Y_AUTH = 2
 
 def from_y(prefix: bytes, frame: bytes) -> bytes:
     """The Hocuspocus frame for a y-websocket frame about the doc of ``prefix``."""
-    if frame[:1] == bytes((_Y_AUTH,)):
+    if frame and frame[0] == _Y_AUTH:
         return sync_status(prefix, False)
     return prefix + frame
 

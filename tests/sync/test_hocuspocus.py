@@ -233,3 +233,28 @@ def test_any_name_and_inner_frame_round_trip(name: str, inner: bytes) -> None:
     msg = hp.decode(data) if len(name.encode()) <= hp.MAX_NAME_BYTES else None
     if msg is not None:
         assert msg == hp.YFrame(name, b"\x00" + inner)
+
+
+def test_split_finds_the_doc_of_a_keystroke_by_its_prefix_bytes() -> None:
+    update = b"\x00\x02\x02\x00\x00"
+    assert hp.split(PREFIX + update) == (PREFIX, update)
+    assert hp.split(PREFIX + b"\x01\x01\x00") == (PREFIX, b"\x01\x01\x00")
+    assert hp.split(PREFIX + b"\x03") == (PREFIX, b"\x03")
+    for other in (b"", PREFIX, PREFIX + b"\x02\x00\x01t", PREFIX + b"\x05\x00", b"\x0a"):
+        assert hp.split(other) is None  # decoded in full instead
+    long_name = hp.prefix("g/" + "d" * 200)
+    assert hp.split(long_name + update) is None
+
+
+@FUZZ
+@given(garbage)
+def test_split_agrees_with_decode(data: bytes) -> None:
+    parts = hp.split(data)
+    if parts is None:
+        return
+    prefix, inner = parts
+    try:
+        msg = hp.decode(data)
+    except ProtocolError:
+        return  # a malformed name: the caller finds no doc by these bytes
+    assert msg == hp.YFrame(msg.doc, inner) and hp.prefix(msg.doc) == prefix  # type: ignore[union-attr]
