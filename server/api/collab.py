@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 _PER_DOC = frozenset({Close.FORBIDDEN, Close.UNAUTHENTICATED})
 
 
+#: (prefix, y-websocket frame, the Hocuspocus frame made of them): the last one sent.
+_LAST_SENT: list[bytes] = [b"", b"", b""]
+
+
 def scope_of(access: RoomAccess | None, locked: bool) -> str:
     if access is not None and access.doc_access(locked) is DocAccess.WRITE:
         return hp.SCOPE_READ_WRITE
@@ -85,8 +89,17 @@ class Channel:
         return self.peer.user_id
 
     def send(self, frame: bytes) -> None:
-        if not self.ended:
-            self.peer.send(hp.from_y(self.prefix, frame))
+        if self.ended:
+            return
+        # A fan-out sends one frame to every socket of the doc in a row: prefixed once
+        # for all the /collab ones (the frame is held, so ``is`` cannot be fooled).
+        last = _LAST_SENT
+        if last[1] is frame and last[0] == self.prefix:
+            data = last[2]
+        else:
+            data = hp.from_y(self.prefix, frame)
+            last[:] = (self.prefix, frame, data)
+        self.peer.send(data)
 
     def close(self, code: int, reason: str) -> None:
         """A refusal about this doc ends this doc; anything else (restart, too slow)
