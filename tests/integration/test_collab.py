@@ -71,7 +71,8 @@ async def test_stock_hocuspocus_provider_story(atelier: Any, provider: str) -> N
     check_story(json.loads(stdout))
 
 
-async def test_token_refresh(tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_token_refresh(tmp_path: Path, provider: str) -> None:
     server = make_server(tmp_path, ATELIER_COLLAB_TOKEN_REFRESH_S="60")
     server.start()
     try:
@@ -79,7 +80,7 @@ async def test_token_refresh(tmp_path: Path) -> None:
         config = {
             "collabUrl": f"{server.ws_url}/collab",
             "yjsUrl": f"{server.ws_url}/yjs",
-            "provider": "@hocuspocus/provider",
+            "provider": provider,
             "doc": f"hp-{uuid.uuid4().hex[:8]}",
             "renewTokens": [server.token("s-01", ttl=ttl), server.token("s-01")],
             "staleToken": server.token("s-02", ttl=ttl),
@@ -98,13 +99,14 @@ async def test_token_refresh(tmp_path: Path) -> None:
     assert report["renewed"]["scopes"][:2] == ["read-write", "read-write"]  # each Auth answered
 
 
-async def test_restart_with_offline_edits(fresh_atelier: AtelierServer) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_restart_with_offline_edits(fresh_atelier: AtelierServer, provider: str) -> None:
     node = require_node_clients()
     server = fresh_atelier
     config = {
         "collabUrl": f"{server.ws_url}/collab",
         "yjsUrl": f"{server.ws_url}/yjs",
-        "provider": "@hocuspocus/provider",
+        "provider": provider,
         "doc": f"hp-{uuid.uuid4().hex[:8]}",
         "token": server.token("s-01"),
         "readerToken": server.token("s-02"),
