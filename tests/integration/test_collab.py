@@ -53,6 +53,8 @@ def check_story(report: dict[str, Any]) -> None:
     assert phases["multiplex"]["scopes"] == ["read-write", "read-write", "readonly"]
     assert phases["coedit"]["textLength"] == 80
     assert phases["coedit"]["awareness"] == ["Hugo", "Léa"]
+    credited = phases["coedit"]["credited"]  # characters each one inserted, as the server saw
+    assert credited == {"s-01": 40, "s-02": 40}
     assert phases["acks"]["unsynced"] == [0, 0]
     assert phases["readonly"]["teacherText"] == "consigne du professeur"
     assert phases["readonly"]["studentUnsynced"] >= 1  # the refused write stays the client's

@@ -100,7 +100,23 @@ mate.provider.awareness.setLocalStateField('user', { name: 'Hugo', color: '#33d'
 const names = (awareness) => [...awareness.getStates().values()].map((s) => s.user?.name).filter(Boolean).sort()
 await waitUntil('awareness both ways', () =>
   names(a.provider.awareness).join() === 'Hugo,Léa' && names(mate.provider.awareness).join() === 'Hugo,Léa')
-report.phases.coedit = { textLength: a.text.length, awareness: names(a.provider.awareness) }
+// Attribution: the server credits each one with their own text, whatever the protocol.
+async function contributors () {
+  const [room, doc] = a.name.split('/')
+  const res = await fetch(`${cfg.httpUrl}/api/rooms/${room}/docs/${doc}/contributions`, {
+    headers: { authorization: `Bearer ${cfg.tokens.teacher}` }
+  })
+  if (res.status !== 200) fail(`contributions: HTTP ${res.status}`)
+  const body = await res.json()
+  return Object.fromEntries(body.users.filter((u) => u.inserted > 0).map((u) => [u.id, u.inserted]))
+}
+let credited = {}
+const start = Date.now() // the ledger folds once a second
+while (Object.keys(credited).length < 2 && Date.now() - start < 10000) {
+  credited = await contributors()
+  if (Object.keys(credited).length < 2) await new Promise((resolve) => setTimeout(resolve, 300))
+}
+report.phases.coedit = { textLength: a.text.length, awareness: names(a.provider.awareness), credited }
 
 // ------------------------------------------------------------------ acks
 phase = 'acks'
