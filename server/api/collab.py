@@ -307,6 +307,11 @@ class Connection:
         peer = self.peer
         if not peer.reading:
             return
+        if peer.user_id is not None and peer.user_id != user_id:
+            # Two first Auths of different users checked at the same time: the first won.
+            self._forget_waiting(doc)
+            self._deny(doc, "this connection belongs to another user")
+            return
         if peer.user_id is None:
             peer.authorise(UserId(user_id), access)
             peer.joined()

@@ -280,3 +280,19 @@ async def test_refused_auths_are_bounded_per_socket(atelier: AtelierServer) -> N
             for _ in range(4 * 16 + 2):
                 await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_one_user_per_socket(atelier: AtelierServer) -> None:
+    """Two docs authorised at the same moment with two users' tokens: one wins the
+    socket, the other doc is refused (attribution and revocation are per user)."""
+    one, two = "2nde-a-g1/user-one", "2nde-a-g1/user-two"
+    async with websockets.connect(f"{atelier.ws_url}/collab") as ws:
+        await ws.send(auth(one, atelier.token("s-01")))
+        await ws.send(auth(two, atelier.token("s-02")))
+        frames = [await asyncio.wait_for(ws.recv(), 5) for _ in range(3)]
+    refused = [
+        hp.permission_denied(hp.prefix(d), "this connection belongs to another user")
+        for d in (one, two)
+    ]
+    assert sum(r in frames for r in refused) == 1
+    assert sum(f.endswith(b"\x02\x02\x0aread-write") for f in frames) == 1
