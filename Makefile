@@ -11,6 +11,9 @@ CLIENT_DIST  := client_demo/dist/index.html
 CLIENT_SRC   := $(shell find client_demo/src client_demo/public -type f 2>/dev/null) \
                 client_demo/index.html client_demo/vite.config.js client_demo/package-lock.json
 BENCH_STAMP := $(VENV)/.bench-installed
+# The Tiptap page of tests/browser/test_tiptap.py: its own packages, bundled by esbuild.
+TIPTAP_STAMP := tests/tiptap/node_modules/.installed
+TIPTAP_DIST  := tests/tiptap/dist/page.js
 PYTEST_ARGS ?=
 
 .PHONY: install client run test screenshots lint typecheck bench bench-micro bench-assignments bench-erasure clean
@@ -25,6 +28,13 @@ $(PY_STAMP): pyproject.toml
 $(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	touch $@
+
+$(TIPTAP_STAMP): tests/tiptap/package.json tests/tiptap/package-lock.json
+	npm ci --prefix tests/tiptap --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TIPTAP_DIST): $(TIPTAP_STAMP) tests/tiptap/page.js tests/tiptap/page.html
+	npm run build --prefix tests/tiptap --silent
 
 $(CLIENT_STAMP): client_demo/package.json client_demo/package-lock.json
 	npm ci --prefix client_demo --no-audit --no-fund --loglevel=error
@@ -53,7 +63,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
 
-test: $(PY_STAMP) $(NODE_STAMP) $(CLIENT_STAMP) $(CLIENT_DIST) lint typecheck
+test: $(PY_STAMP) $(NODE_STAMP) $(TIPTAP_DIST) $(CLIENT_STAMP) $(CLIENT_DIST) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Refresh the README's pictures: the browser suite saving its screenshots in docs/screenshots.
@@ -85,4 +95,4 @@ bench-erasure: $(PY_STAMP)
 	$(BIN)/python -m bench.erasure
 
 clean:
-	rm -rf $(VENV) tests/interop/node_modules client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/interop/node_modules tests/tiptap/node_modules tests/tiptap/dist client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,11 @@ database and the bus — with peers whose transport only counts bytes (the socke
 itself is the kernel's and uvicorn's cost, measured end to end by the load benchmarks).
 The update writer drains to a real SQLite file during the run.
 
-Usage: python -m bench.micro [--peers 30] [--updates 20000] [--repeat 5]
+With ``--collab`` the same again with every socket a /collab one (api/collab.py): the
+frames carry the doc's name, the writer's doc is found by its prefix, each update is
+acknowledged (SyncStatus) and every frame sent is prefixed per socket.
+
+Usage: python -m bench.micro [--peers 30] [--updates 20000] [--repeat 5] [--collab]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from pycrdt import Doc, Text
 
+from server.api.collab import Channel
 from server.bus.memory import InMemoryBus
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
@@ -30,6 +35,7 @@ from server.persistence.roster import Roster
 from server.persistence.versions import VersionStore
 from server.progress.service import Progress
 from server.rooms.registry import RoomRegistry
+from server.sync import hocuspocus as hp
 from server.sync.messages import update_frame
 from server.transport.peer import Peer
 from server.types import DocAccess, NodeId, RoomAccess, UserId
@@ -63,7 +69,9 @@ def keystrokes(n: int) -> list[bytes]:
     return frames
 
 
-async def run(peers: int, updates: int, repeat: int, progress: bool = True) -> dict[str, float]:
+async def run(
+    peers: int, updates: int, repeat: int, progress: bool = True, collab: bool = False
+) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
     url = f"sqlite+aiosqlite:///{folder}/bench.db"
     await asyncio.to_thread(run_migrations, url)
@@ -84,18 +92,38 @@ async def run(peers: int, updates: int, repeat: int, progress: bool = True) -> d
     per_update_us = []
     for r in range(repeat):
         live = await registry.open("bench-room", f"doc-{r}")
-        sockets = []
+        sockets: list[tuple[Peer | Channel, object]] = []
+        name = f"bench-room/doc-{r}"
         for i in range(peers):
             peer = Peer(CountingTransport(), max_queue=10**9)
             peer.authorise(UserId(f"u{i}"), access)
             peer.joined()
-            sockets.append((peer, registry.join(live, peer)))
+            handle: Peer | Channel = peer
+            if collab:
+                handle = Channel(peer, name, access, lambda _: None)
+                handle.live = live
+            sockets.append((handle, registry.join(live, handle)))
         writer, session = sockets[0]
         await asyncio.sleep(0.05)
-        t0 = time.perf_counter()
-        for frame in frames:
-            registry.frame(live, writer, session, frame)
-        t1 = time.perf_counter()
+        if collab:
+            assert isinstance(writer, Channel)
+            by_prefix = {writer.prefix: (writer, session)}
+            sent = [writer.prefix + frame for frame in frames]
+            t0 = time.perf_counter()
+            for data in sent:  # api/collab.py Connection._receive's hot path
+                parts = hp.split(data)
+                assert parts is not None
+                channel, sess = by_prefix[parts[0]]
+                out = registry.frame(live, channel, sess, parts[1])  # type: ignore[arg-type]
+                ack = hp.acknowledge(channel.prefix, parts[1], out.denied is not None)
+                if ack is not None:
+                    channel.peer.send(ack)
+            t1 = time.perf_counter()
+        else:
+            t0 = time.perf_counter()
+            for frame in frames:
+                registry.frame(live, writer, session, frame)  # type: ignore[arg-type]
+            t1 = time.perf_counter()
         await asyncio.sleep(0)  # let the writers drain before the next round
         per_update_us.append((t1 - t0) / len(frames) * 1e6)
         for peer, _ in sockets:
@@ -123,7 +151,17 @@ def main() -> None:
     parser.add_argument("--peers", type=int, default=30)
     parser.add_argument("--updates", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--collab", action="store_true", help="also over /collab sockets")
     args = parser.parse_args()
+    if args.collab:
+        for collab in (False, True):
+            r = asyncio.run(run(args.peers, args.updates, args.repeat, collab=collab))
+            print(
+                f"{'/collab' if collab else '/yjs   '} one update to {r['peers']} sockets: "
+                f"median {r['median_us_per_update']:.1f} µs "
+                f"(min {r['min_us_per_update']:.1f}, max {r['max_us_per_update']:.1f})"
+            )
+        return
     bare = asyncio.run(run(args.peers, args.updates, args.repeat, progress=False))
     print(
         f"without attribution: median {bare['median_us_per_update']:.1f} µs "

@@ -13,7 +13,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ["atelier", "hocuspocus", "y-websocket", "pycrdt-websocket", "relay"]
+ORDER = ["atelier", "atelier-hocuspocus", "hocuspocus", "y-websocket", "pycrdt-websocket", "relay"]
 
 
 def med(values: list[Any]) -> Any:
@@ -222,6 +222,43 @@ def write_report(raw_path: Path) -> None:
                 f"{f(med([(b.get('generator') or {}).get('cpuWindowPct') for b in bests]))} | {'; '.join(fail)} |"  # noqa: E501
             )
         w("")
+    # ---------------------------------------------------------------- idle, 3 docs a user
+    idle3 = d.get("idle3") or []
+    if idle3:
+        w("## Users with three docs open")
+        w("")
+        w(
+            "Users connected in stages on one fresh server, each with three docs open (50 users "
+            "per set of docs): Atelier over y-websocket with three sockets a user, Atelier over "
+            "its Hocuspocus endpoint `/collab` and Hocuspocus itself with one socket a user. "
+            "Server RSS 1.5 s after each stage minus the RSS before: KiB per user. users/s: "
+            "users with all three docs synced per second (100 in flight)."
+        )
+        w("")
+        stages3 = sorted({st["stage"] for r in idle3 for st in r["stages"]})
+        w(
+            "| server | sockets a user | "
+            + " | ".join(f"{s:,}: KiB/user | {s:,}: users/s" for s in stages3)
+            + " | notes |"
+        )
+        w("|---|---:|" + "---:|---:|" * len(stages3) + "---|")
+        for r in sorted(idle3, key=lambda x: ORDER.index(x["server"])):
+            by = {st["stage"]: st for st in r["stages"]}
+            cells = []
+            notes = []
+            for s in stages3:
+                st = by.get(s)
+                if not st:
+                    cells += ["–", "–"]
+                    continue
+                cells += [f(st.get("kib_per_user")), f(st.get("perSecond"))]
+                if st["synced"] < st["newSockets"] or st.get("closedEarly"):
+                    notes.append(f"{s:,}: {st['synced']}/{st['newSockets']} synced")
+            if r.get("error"):
+                notes.append(r["error"])
+            per_user = 3 if r["server"] == "atelier" else 1
+            w(f"| {r['server']} | {per_user} | " + " | ".join(cells) + f" | {'; '.join(notes)} |")
+        w("")
     # ---------------------------------------------------------------- idle
     idle = d.get("idle") or []
     if idle:
@@ -409,6 +446,7 @@ def chart(summary: dict[str, dict[str, dict]], sat: list[dict], out: Path) -> No
     fig, axes = plt.subplots(2, max(2, len(names)), figsize=(5 * max(2, len(names)), 8.5))
     colors = {
         "atelier": "#d62728",
+        "atelier-hocuspocus": "#ff9896",
         "hocuspocus": "#1f77b4",
         "y-websocket": "#2ca02c",
         "pycrdt-websocket": "#9467bd",

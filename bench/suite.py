@@ -56,7 +56,10 @@ from bench.run_load import versions as loadgen_versions
 from bench.scenarios import GROUPS, get, tokens_per_room
 
 T0 = time.monotonic()
-SERVERS_1N = ["atelier", "hocuspocus", "y-websocket", "pycrdt-websocket"]
+#: "atelier-hocuspocus": Atelier over its Hocuspocus endpoint (/collab), with the
+#: generator speaking Hocuspocus' framing, beside Hocuspocus itself.
+SERVERS_1N = ["atelier", "atelier-hocuspocus", "hocuspocus", "y-websocket", "pycrdt-websocket"]
+ATELIERS = ("atelier", "atelier-hocuspocus")
 
 
 def log(msg: str) -> None:
@@ -87,6 +90,7 @@ def plan(quick: bool) -> dict[str, Any]:
         },
         "repeats": 1 if quick else 2,
         "idle_stages": [200, 500] if quick else [2000, 5000, 10000],
+        "idle3_stages": [200] if quick else [1000, 3000],
         "bigdoc_edits": 5000 if quick else 50000,
         "chat_rates": [5] if quick else [10, 40],
         "chat_duration_s": 3.0 if quick else 8.0,
@@ -323,17 +327,27 @@ def idle_rooms(n_rooms: int) -> list[str]:
     return [f"{GROUPS[k % len(GROUPS)][0]}/idle-{k // len(GROUPS)}" for k in range(n_rooms)]
 
 
-def run_idle(P: dict, out: dict) -> None:
-    out["idle"] = res = []
-    stages = P["idle_stages"]
+#: Users with three docs open (issue 14): three y-websocket sockets on Atelier, one
+#: multiplexed socket on Atelier's /collab and on Hocuspocus itself.
+SERVERS_IDLE3 = ["atelier", "atelier-hocuspocus", "hocuspocus"]
+
+
+def run_idle3(P: dict, out: dict) -> None:
+    run_idle(P, out, docs_per_user=3)
+
+
+def run_idle(P: dict, out: dict, docs_per_user: int = 1) -> None:
+    key = "idle" if docs_per_user == 1 else f"idle{docs_per_user}"
+    out[key] = res = []
+    stages = P["idle_stages"] if docs_per_user == 1 else P["idle3_stages"]
     per_room = 50
     rooms = idle_rooms(-(-stages[-1] // per_room))
-    for server in SERVERS_1N:
+    for server in SERVERS_1N if docs_per_user == 1 else SERVERS_IDLE3:
         with _target(server) as (urls, pids, info, sign):
             pid = next(iter(pids.values()))
             tokens = (
                 {g[0]: [sign(g[1])] + [sign(s) for s in g[2]] for g in GROUPS}
-                if server == "atelier"
+                if server in ATELIERS
                 else {}
             )
             cfg = {
@@ -344,6 +358,7 @@ def run_idle(P: dict, out: dict) -> None:
                 "tokens": tokens,
                 "connectConcurrency": 100,
                 "connectTimeoutMs": 15000,
+                "docsPerUser": docs_per_user,
                 **(info.get("loadgen") or {}),
             }
             time.sleep(1.0)
@@ -359,6 +374,7 @@ def run_idle(P: dict, out: dict) -> None:
             )
             record: dict = {"server": server, "rss_base_mib": round(base / 2**20, 1), "stages": []}
             deadline = time.monotonic() + 150
+            users = 0  # synced so far (docs_per_user > 1: a stage counts users)
             try:
                 for _ in stages:
                     line = _readline(proc, deadline - time.monotonic())
@@ -373,9 +389,11 @@ def run_idle(P: dict, out: dict) -> None:
                     st["kib_per_connection"] = (
                         round((rss - base) / 1024 / st["alive"], 1) if st["alive"] else None
                     )
+                    users += st["synced"]
+                    st["kib_per_user"] = round((rss - base) / 1024 / users, 1) if users else None
                     st["server_cpu_s_so_far"] = round(cpu - cpu_base, 1)
                     record["stages"].append(st)
-                    log(f"idle {server} {st}")
+                    log(f"{key} {server} {st}")
                     failed = st["newSockets"] - st["synced"]
                     go_on = failed <= 0.05 * st["newSockets"] and st["server_alive"]
                     proc.stdin.write("next\n" if go_on else "stop\n")  # type: ignore[union-attr]
@@ -422,9 +440,11 @@ class _target:
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         s = self.server
-        if s == "atelier":
+        if s in ATELIERS:
             u, p, i = self.stack.enter_context(atelier_target(1, dict(self.env), keep=False))
             sign = i.pop("_servers")[0].token
+            if s == "atelier-hocuspocus":
+                i["loadgen"] = {"protocol": "hocuspocus", "hocusPath": "/collab"}
         elif s == "hocuspocus":
             u, p, i = self.stack.enter_context(peers.hocuspocus_target(1, sqlite=True))
             sign = lambda user: ""  # noqa: E731
@@ -448,7 +468,7 @@ BIGDOC_ENV = {"ATELIER_RATE_FRAMES_PER_SECOND": "1000000", "ATELIER_RATE_BURST":
 def run_bigdoc(P: dict, out: dict) -> None:
     out["bigdoc"] = res = []
     for server in SERVERS_1N:
-        env = BIGDOC_ENV if server == "atelier" else {}
+        env = BIGDOC_ENV if server in ATELIERS else {}
         with _target(server, env) as (urls, pids, info, sign):
             pid = next(iter(pids.values()))
             cfg = {
@@ -639,6 +659,7 @@ def all_versions() -> dict[str, str]:
 PARTS = {
     "load": run_load_set,
     "idle": run_idle,
+    "idle3": run_idle3,
     "bigdoc": run_bigdoc,
     "cross": run_cross,
     "chat": run_chat,

@@ -29,6 +29,7 @@ from server.api import progress as progress_api
 from server.api import revocations as revocations_api
 from server.api import works as works_api
 from server.api.access import recheck
+from server.api.collab import collab_endpoint
 from server.api.live import live_endpoint
 from server.api.yjs import yjs_endpoint
 from server.assignments.service import Assignments
@@ -245,6 +246,7 @@ def create_app(settings: Settings | None = None) -> Edge:
     sockets = [
         SocketRoute("/yjs/{room_id}/{doc_name}", yjs_endpoint),
         SocketRoute("/rooms/{room_id}/live", live_endpoint),
+        SocketRoute("/collab", collab_endpoint),
     ]
     return Edge(
         Starlette(routes=routes, lifespan=lifespan),

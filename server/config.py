@@ -651,6 +651,53 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- the Hocuspocus endpoint /collab (issue 14: server/api/collab.py) ---
+    collab_max_docs: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Docs one /collab socket may hold open at once (each with its own Auth). A "
+            "student has two or three open; past it the doc is refused with "
+            "PermissionDenied, the socket and its other docs go on."
+        ),
+    )
+    collab_preauth_frames: int = Field(
+        default=128,
+        ge=1,
+        description=(
+            "Frames one /collab socket may send for docs whose Auth has not completed "
+            "(a provider flushes its offline queue and sync step 1 right after its token). "
+            "They wait and are applied once the doc is authorised; past it the socket is "
+            "closed with 1008."
+        ),
+    )
+    collab_preauth_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description=(
+            "Bytes of those waiting frames, per socket (offline edits included); past it "
+            "the socket is closed with 1008."
+        ),
+    )
+    collab_auth_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "A /collab socket with no authorised doc for this long is closed with 4401 "
+            "(a socket that never authenticates holds nothing but memory)."
+        ),
+    )
+    collab_token_refresh_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "This long before a doc's token expires (at half its life if shorter), the "
+            "server asks the provider for a fresh one (Auth Token request; the provider "
+            "calls its `token` function); a doc whose token expires unrenewed is closed "
+            "with PermissionDenied. 0: tokens are checked at Auth only, as on /yjs."
+        ),
+    )
+
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
         if bool(self.oidc_issuer) != bool(self.oidc_client_id):

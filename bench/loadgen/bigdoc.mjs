@@ -36,7 +36,7 @@ function client (lite = false) {
     const doc = new Y.Doc()
     const text = doc.getText('content')
     const q = cfg.token && !hocus ? `?token=${encodeURIComponent(cfg.token)}` : ''
-    const ws = new WebSocket(`${cfg.url}${cfg.pathPrefix}/${cfg.room}${q}`, { perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 })
+    const ws = new WebSocket(cfg.hocusPath ? `${cfg.url}${cfg.hocusPath}` : `${cfg.url}${cfg.pathPrefix}/${cfg.room}${q}`, { perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 })
     let tOpen = 0
     let synced = false
     const timer = setTimeout(() => reject(new Error('sync timeout')), 120000)

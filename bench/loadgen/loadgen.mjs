@@ -15,6 +15,8 @@
 //   processes     N generator worker processes (clients dealt round-robin); 1 is usually enough
 //   connectConcurrency  handshakes in flight (total, split across processes)
 //   pathPrefix    "/yjs" ; deflate: false (permessage-deflate offered or not)
+//   hocusPath     with protocol "hocuspocus": the fixed socket path (Atelier's /collab);
+//                 unset: pathPrefix/room as for y-websocket
 //   protocol      "y-websocket" (default) or "hocuspocus": Hocuspocus multiplexes documents on
 //                 one socket, so every frame starts with the document name (varString) and a
 //                 client must send an Auth/Token message before its sync step 1; the server's
@@ -185,7 +187,7 @@ class Client {
       const finish = (ok) => { if (!done) { done = true; clearTimeout(timer); resolve(ok) } }
       const timer = setTimeout(() => { bump(w.errors, 'handshake timeout'); finish(false) }, w.cfg.connectTimeoutMs)
       const q = token && !this.hocus ? `?token=${encodeURIComponent(token)}` : ''
-      const ws = new WebSocket(`${url}${w.cfg.pathPrefix}/${room}${q}`, { perMessageDeflate: !!w.cfg.deflate, maxPayload: 64 * 1024 * 1024 })
+      const ws = new WebSocket(w.cfg.hocusPath ? `${url}${w.cfg.hocusPath}` : `${url}${w.cfg.pathPrefix}/${room}${q}`, { perMessageDeflate: !!w.cfg.deflate, maxPayload: 64 * 1024 * 1024 })
       this.ws = ws
       ws.on('open', () => {
         if (this.hocus) {

@@ -132,7 +132,7 @@ class Assignments:
         for key in self.overdue:
             live = self.registry.docs.get(key)
             if live is not None:
-                live.locked = True
+                live.set_locked(True)
         self._tasks = [asyncio.get_running_loop().create_task(self._clock(), name="deadlines")]
 
     async def close(self) -> None:
@@ -157,7 +157,7 @@ class Assignments:
 
     def loaded(self, live: LiveDoc, stored: StoredDoc) -> None:
         if live.key in self.overdue:
-            live.locked = True
+            live.set_locked(True)
 
     def integrated(
         self, live: LiveDoc, update: bytes, origin: UpdateOrigin, author: str | None
@@ -452,7 +452,7 @@ class Assignments:
             fresh = await self.store.work_of_doc(*key)
             live = self.registry.docs.get(key)
             if fresh is not None and fresh.status == OPEN and fresh.due_at > now and live:
-                live.locked = False
+                live.set_locked(False)
         if len(self._locked_here) > 100_000:
             self._locked_here.clear()
         while len(self._freezing) < FREEZES_IN_FLIGHT:
@@ -489,7 +489,7 @@ class Assignments:
                 self._locked_here.add(mark)
                 live = self.registry.docs.get(w.key)
                 if live is not None:
-                    live.locked = True  # here at once; the freeze stores and relays it
+                    live.set_locked(True)  # here at once; the freeze stores and relays it
                     locked.add(w.key)
         return locked
 

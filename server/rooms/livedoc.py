@@ -85,6 +85,18 @@ class LiveDoc:
     def ready(self) -> bool:
         return self.state is DocState.READY
 
+    def set_locked(self, locked: bool) -> None:
+        """(Un)lock the doc here. Each socket's access is re-read at its next frame; a
+        peer that announces its scope (a /collab doc: Authenticated) is told the new one
+        now, through ``regrade`` with its unchanged access."""
+        if locked == self.locked:
+            return
+        self.locked = locked
+        for peer in list(self.sessions):
+            access = peer.access
+            if access is not None:
+                peer.regrade(access)
+
     def attach(self, peer: PeerHandle) -> DocSession:
         if self.state is not DocState.READY:
             raise DocLoadError(f"doc is {self.state.value}")

@@ -381,7 +381,7 @@ class RoomRegistry:
         await self.store.set_locked(room_id, doc_name, locked, audit)
         live = self.docs.get((room_id, doc_name))
         if live is not None:
-            live.locked = locked
+            live.set_locked(locked)
         self.outbox.publish(LiveDoc.topic_of(room_id, doc_name), KIND_LOCK, bytes((locked,)))
         if self.on_lock is not None:
             self.on_lock(room_id, doc_name, locked, by)

@@ -135,7 +135,7 @@ class Relay:
                 if accepted:
                     live.fan_out(awareness_frame(env.payload))
             elif kind == KIND_LOCK:
-                live.locked = env.payload == b"\x01"
+                live.set_locked(env.payload == b"\x01")
             elif kind == KIND_SYNC1:
                 self._answer(live, env, want_reply=True)
             elif kind == KIND_SYNC1_REPLY:

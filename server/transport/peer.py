@@ -120,6 +120,12 @@ class Peer:
     def open(self) -> bool:
         return self.state in (PeerState.AUTHORISED, PeerState.JOINED)
 
+    @property
+    def reading(self) -> bool:
+        """Frames are still read: not closing. A /collab socket reads while CONNECTING
+        (its tokens come in Auth messages, per doc)."""
+        return self._accepting
+
     def _ensure_writer(self) -> None:
         if self._wake is None:
             self._wake = asyncio.Event()

@@ -102,7 +102,7 @@ async def frames(
 ) -> AsyncIterator[bytes]:
     """The client's binary frames, within the per-socket rate limit (``bucket``)."""
     receive = sock.ws.receive
-    while peer.open:
+    while peer.reading:
         message = await receive()
         if message["type"] == "websocket.disconnect":
             peer.closed_by_client(message.get("code"))

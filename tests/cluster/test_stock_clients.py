@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.integration.test_collab import check_story, story_config
+from tests.support.cluster import Cluster, cluster
 from tests.support.node import run_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -36,3 +37,17 @@ async def test_six_stock_clients_on_three_nodes_converge(three_nodes: Cluster) -
     assert report["phases"]["awareness"]["statesPerClient"] == 6  # cursors cross nodes
     assert report["final"]["tokens"] == 6 * 20 + 5 + 5 * 5
     assert report["phases"]["lateJoiner"]["textLength"] == report["final"]["textLength"]
+
+
+async def test_hocuspocus_and_y_websocket_clients_on_two_nodes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A Hocuspocus provider on node 1, y-websocket clients on node 2: edits, cursors,
+    read-only and refusals cross the bus as on one node (tests/interop/hocus_story.mjs)."""
+    with cluster(tmp_path_factory.mktemp("cluster"), 2) as two:
+        one, other = two.nodes
+        config = story_config(one, other, "@hocuspocus/provider")
+        code, stdout, stderr = await run_node("hocus_story.mjs", config, timeout=90)
+    if code != 0:
+        pytest.fail(f"the Hocuspocus story failed across nodes (exit {code}):\n{stderr}")
+    check_story(json.loads(stdout))
