@@ -41,6 +41,7 @@ from server.rooms.livedoc import DocLoadError, LiveDoc
 from server.sync import hocuspocus as hp
 from server.sync.messages import ProtocolError
 from server.sync.session import DocSession
+from server.transport import logctx
 from server.transport.codes import Close
 from server.transport.peer import Peer
 from server.transport.socket import ClientSocket, frames
@@ -276,33 +277,54 @@ class Connection:
             return  # one Auth at a time for a doc; the provider sends one per open
         waiting.task = self._spawn(self._authorise(doc, token, waiting), doc)
 
-    async def _check(self, doc: str, token: str) -> tuple[str, str, str, RoomAccess, Claims]:
-        """(room id, doc name, user id, access, claims), or raises Refused."""
+    async def _check(self, doc: str, token: str) -> tuple[str, str, str, str, RoomAccess, Claims]:
+        """(room id, doc name, user id, role, access, claims), or raises Refused."""
         room_id, sep, doc_name = doc.partition("\0")[0].partition("/")
         if not (sep and ROOM_ID_RE.fullmatch(room_id) and DOC_NAME_RE.fullmatch(doc_name)):
             raise Refused("invalid document name: expected {room_id}/{doc_name}")
         if self.ctx.draining:
             raise Refused("server restarting")
         try:
-            user, claims = await identify(self.ctx, token)
+            # Bounded as /yjs admission is (api/sockets.py): a slow database or ENT key
+            # fetch must not hold the doc's waiting frames for ever.
+            async with asyncio.timeout(self.settings.preauth_timeout_s):
+                user, claims = await identify(self.ctx, token)
+                if self.peer.user_id is not None and user.id != self.peer.user_id:
+                    raise Refused("this connection belongs to another user")
+                info, access = await access_to(self.ctx, user, room_id)
+                if info is not None:
+                    access = await doc_access(self.ctx, user, info, access, doc_name)
         except InvalidToken as exc:
             raise Refused(str(exc)) from None
-        if self.peer.user_id is not None and user.id != self.peer.user_id:
-            raise Refused("this connection belongs to another user")
-        info, access = await access_to(self.ctx, user, room_id)
-        if info is not None:
-            access = await doc_access(self.ctx, user, info, access, doc_name)
+        except TimeoutError:
+            metrics.refused("preauth_timeout")
+            raise Refused("authentication took too long, try again later") from None
         if info is None or access.docs is DocAccess.NONE:
             raise Refused("no access to this room")
-        return room_id, doc_name, user.id, access, claims
+        return room_id, doc_name, user.id, str(user.role), access, claims
 
     async def _authorise(self, doc: str, token: str, waiting: Waiting) -> None:
         ctx = self.ctx
         try:
-            room_id, doc_name, user_id, access, claims = await self._check(doc, token)
+            room_id, doc_name, user_id, role, access, claims = await self._check(doc, token)
         except Refused as exc:
             self._forget_waiting(doc)
             self._deny(doc, str(exc))
+            return
+        logctx.user_id.set(user_id)
+        logctx.room_id.set(room_id)
+        most = self.settings.max_sockets_per_user
+        if self.ctx.sockets.count_of(user_id) >= most:
+            # Each doc open over /collab counts as one connection of the user, as a
+            # /yjs socket does: one doc more is refused, the socket's others go on.
+            metrics.refused("sockets_per_user")
+            self._forget_waiting(doc)
+            self._deny(doc, f"too many open connections for this user ({most})")
+            return
+        refusal = await ctx.registry.may_load(room_id, doc_name)
+        if refusal is not None:  # the memory budget, the room's docs (counted there)
+            self._forget_waiting(doc)
+            self._deny(doc, refusal[1])
             return
         peer = self.peer
         if not peer.reading:
@@ -328,7 +350,9 @@ class Connection:
         channel = Channel(peer, doc, access, self._end)
         channel.live = live
         channel.held = ctx.sockets.add(
-            Held(channel, user_id, room_id, doc_name, claims.sid, claims.jti)
+            Held(
+                channel, user_id, room_id, doc_name, claims.sid, claims.jti, role=role, via="collab"
+            )
         )
         channel.authenticated()
         session = ctx.registry.join(live, channel)
@@ -346,7 +370,7 @@ class Connection:
         channel = opened.channel
         try:
             try:
-                _, _, _, access, claims = await self._check(channel.doc, token)
+                _, _, _, _, access, claims = await self._check(channel.doc, token)
             except Refused as exc:
                 channel.close(Close.FORBIDDEN, str(exc))
                 return
@@ -356,7 +380,16 @@ class Connection:
             if held is not None:
                 self.ctx.sockets.discard(held)
                 channel.held = self.ctx.sockets.add(
-                    Held(channel, held.user_id, held.room_id, held.doc_name, claims.sid, claims.jti)
+                    Held(
+                        channel,
+                        held.user_id,
+                        held.room_id,
+                        held.doc_name,
+                        claims.sid,
+                        claims.jti,
+                        role=held.role,
+                        via=held.via,
+                    )
                 )
             if channel.peer.open:
                 channel.access = access

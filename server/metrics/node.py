@@ -35,7 +35,7 @@ class Readings:
 
 #: Every endpoint and role, so a series exists (at 0) before its first socket: a
 #: dashboard's rate() and a "sum by" see the whole closed set.
-ENDPOINTS = ("yjs", "live")
+ENDPOINTS = ("yjs", "live", "collab")
 ROLES = ("student", "teacher", "parent", "admin")
 
 
@@ -57,7 +57,8 @@ class NodeCollector(Collector):
         )
         sockets = GaugeMetricFamily(
             "atelier_sockets",
-            "Open, admitted client sockets, by endpoint (yjs, live) and role.",
+            "Open, admitted client sockets, by endpoint (yjs, live; collab: the docs open "
+            "over /collab sockets) and role.",
             labels=["endpoint", "role"],
         )
         counts = {(e, role): 0 for e in ENDPOINTS for role in ROLES}

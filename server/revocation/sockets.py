@@ -30,10 +30,15 @@ class Held:
     denied: Callable[[str], bytes] | None = field(default=None, repr=False)
     #: The user's role when admitted (what /metrics counts sockets by).
     role: str = ""
+    #: The endpoint when it is not told by ``doc_name`` (``collab``: one doc of a
+    #: Hocuspocus socket).
+    via: str | None = None
 
     @property
     def endpoint(self) -> str:
-        """``yjs`` (a doc) or ``live`` (a room channel)."""
+        """``yjs`` (a doc), ``live`` (a room channel) or ``collab`` (a doc over /collab)."""
+        if self.via is not None:
+            return self.via
         return "live" if self.doc_name is None else "yjs"
 
 

@@ -296,3 +296,52 @@ async def test_one_user_per_socket(atelier: AtelierServer) -> None:
     ]
     assert sum(r in frames for r in refused) == 1
     assert sum(f.endswith(b"\x02\x02\x0aread-write") for f in frames) == 1
+
+
+async def test_the_node_limits_apply_to_each_doc(tmp_path: Path) -> None:
+    """MAX_SOCKETS_PER_USER counts each doc open over /collab as one connection, and a
+    doc past it, or past the room's doc count, is refused alone: the others go on."""
+    server = make_server(tmp_path, ATELIER_MAX_SOCKETS_PER_USER="2", ATELIER_MAX_DOCS_PER_ROOM="3")
+    server.start()
+    try:
+        token = server.token("s-01")
+        docs = ["2nde-a-g1/limit-a", "2nde-a-g1/limit-b", "2nde-a-g1/limit-c"]
+        async with websockets.connect(f"{server.ws_url}/collab") as ws:
+            for doc in docs[:2]:
+                await ws.send(auth(doc, token))
+                answer = (await received(ws, 1))[0]
+                assert answer == hp.authenticated(hp.prefix(doc), "read-write")
+                await received(ws, 1)  # the server's sync step 1 of that doc
+            await ws.send(auth(docs[2], token))
+            (denied,) = await received(ws, 1)
+            assert denied == hp.permission_denied(
+                hp.prefix(docs[2]), "too many open connections for this user (2)"
+            )
+            # The socket and its two docs go on: step 1 answered with step 2.
+            await ws.send(hp.prefix(docs[0]) + b"\x00\x00\x01\x00")
+            for _ in range(10):
+                if (await asyncio.wait_for(ws.recv(), 5)).startswith(
+                    hp.prefix(docs[0]) + b"\x00\x01"
+                ):
+                    break
+            else:
+                pytest.fail("no sync step 2 for the first doc")
+        # Another student, in the same room: with limit-d the room holds three docs
+        # (limit-c was refused before it loaded), so limit-e is one too many.
+        other = server.token("s-02")
+        async with websockets.connect(f"{server.ws_url}/collab") as ws:
+            await ws.send(auth("2nde-a-g1/limit-d", other))
+            assert (await received(ws, 1))[0] == hp.authenticated(
+                hp.prefix("2nde-a-g1/limit-d"), "read-write"
+            )
+            await received(ws, 1)
+            await ws.send(auth("2nde-a-g1/limit-e", other))
+            while True:
+                frame = await asyncio.wait_for(ws.recv(), 5)
+                if frame.startswith(hp.prefix("2nde-a-g1/limit-e")):
+                    break
+            assert frame == hp.permission_denied(
+                hp.prefix("2nde-a-g1/limit-e"), "this room has reached its limit of 3 documents"
+            )
+    finally:
+        server.stop()
