@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from pycrdt import Doc, Text
 
 from server.sync.messages import update_frame
 from tests.support.liveclient import LiveClient
 from tests.support.node import run_node
-from tests.support.server import AtelierServer, make_server
+from tests.support.server import AtelierServer, free_port, make_server
 from tests.support.yclient import YClient, eventually
 
 pytestmark = pytest.mark.integration
@@ -134,11 +137,14 @@ async def test_stock_provider_big_burst_is_slowed_not_cut(paced: AtelierServer) 
 
 
 async def test_sustained_flood_is_closed_1008_after_the_threshold(tmp_path: Path) -> None:
+    metrics_port = free_port()
     server = make_server(
         tmp_path,
         ATELIER_RATE_FRAMES_PER_SECOND="50",
         ATELIER_RATE_BURST="20",
         ATELIER_RATE_ABUSE_AFTER_S="1",
+        ATELIER_METRICS_PORT=str(metrics_port),
+        ATELIER_METRICS_TOKEN="metrics-" + secrets.token_hex(24),
     )
     server.start()
     try:
@@ -168,6 +174,16 @@ async def test_sustained_flood_is_closed_1008_after_the_threshold(tmp_path: Path
         assert await live.wait_closed(timeout=30) == 1008
         assert len(live.of_type("pong")) > 20
         assert "over the frame rate" in server.log()
+        # Counted: both slowed first, then both refused by the abuse threshold.
+        async with httpx.AsyncClient(timeout=10) as http:
+            scraped = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(scraped)
+            for s in family.samples
+        }
+        assert samples[("atelier_sockets_slowed_total", ())] == 2
+        assert samples[("atelier_limit_refusals_total", (("limit", "rate_abuse_after"),))] == 2
     finally:
         server.stop()
 
