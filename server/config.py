@@ -675,6 +675,17 @@ class Settings(BaseSettings):
             "~120,000 frames, more than twice a 50,000-edit document typed at full speed."
         ),
     )
+    ws_ping_interval_s: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "Seconds between the keepalive pings the server sends on each socket; one "
+            "not answered within as long closes the socket with 1011. A socket the server "
+            "is holding back for its frame rate is not closed meanwhile (its pong waits "
+            "behind the frames it sent). 20 is uvicorn's default; lower finds dead "
+            "connections sooner at the cost of a frame per socket per interval."
+        ),
+    )
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:

@@ -31,10 +31,13 @@ pytestmark = pytest.mark.integration
 LETTERS = "abcdefghijklmnopqrstuvwxyz "
 
 #: 200 frames/s after a burst of 50; abuse only after 30 s held back (never reached here).
+#: Keepalive pings every second: a held socket's pong waits behind its frames for longer,
+#: and it must not be closed for that (1011).
 PACED = {
     "ATELIER_RATE_FRAMES_PER_SECOND": "200",
     "ATELIER_RATE_BURST": "50",
     "ATELIER_RATE_ABUSE_AFTER_S": "30",
+    "ATELIER_WS_PING_INTERVAL_S": "1",
 }
 
 
