@@ -462,7 +462,10 @@ class _target:
 
 
 # ------------------------------------------------------------------ big doc
-BIGDOC_ENV = {"ATELIER_RATE_FRAMES_PER_SECOND": "1000000", "ATELIER_RATE_BURST": "1000000"}
+#: Atelier runs this scenario with its default settings: since issue 15 a socket over its
+#: frame rate is slowed (paced at RATE_FRAMES_PER_SECOND), not closed, so the 50,000
+#: edits go through at that pace. Set variables here only to measure something else.
+BIGDOC_ENV: dict[str, str] = {}
 
 
 def run_bigdoc(P: dict, out: dict) -> None:

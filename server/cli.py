@@ -53,6 +53,8 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         ws=AtelierWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=settings.ws_deflate,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
         log_config=log_config(log_level, settings.log_format, settings.node_id),
         # X-Forwarded-* are believed only from TRUSTED_PROXIES (none by default): they
         # decide the scheme, hence whether the session cookie is Secure.

@@ -148,14 +148,25 @@ class Settings(BaseSettings):
         ),
     )
     rate_frames_per_second: float = Field(
-        default=200.0,
+        default=1000.0,
+        gt=0,
         description=(
-            "Sustained frames per second one socket may send (token bucket). A fast "
-            "typist sends ~15 updates/s plus awareness; 200 leaves room for bursts "
-            "after a reconnect. Past it the socket is closed with 1008."
+            "Sustained frames per second one socket may send (token bucket). Past it the "
+            "socket is slowed, not closed: the server stops reading it until tokens "
+            "return, so TCP holds the sender back and its frames still arrive, in order. "
+            "A fast typist sends ~15 updates/s plus awareness; 1000 lets a pasting script "
+            "or a 50,000-edit document through in under a minute, and one socket's "
+            "frames cost the node about a tenth of a core to take in."
         ),
     )
-    rate_burst: int = Field(default=1000, description="Token bucket size for the above.")
+    rate_burst: int = Field(
+        default=2000,
+        ge=1,
+        description=(
+            "Token bucket size for the above: frames a socket may send at full speed "
+            "before it is slowed (a reconnect replaying its queued updates)."
+        ),
+    )
     send_queue_frames: int = Field(
         default=2048,
         description=(
@@ -695,6 +706,31 @@ class Settings(BaseSettings):
             "server asks the provider for a fresh one (Auth Token request; the provider "
             "calls its `token` function); a doc whose token expires unrenewed is closed "
             "with PermissionDenied. 0: tokens are checked at Auth only, as on /yjs."
+        ),
+    )
+
+    # --- back-pressure on client frames (issue 15, part 1: transport/socket.py frames()) ---
+    rate_abuse_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds a socket may be held back by RATE_FRAMES_PER_SECOND without a pause "
+            "(time spent waiting for tokens, counted until it wins back half its burst) "
+            "before it is closed with 1008 as abusive. A sender ahead of its rate is held "
+            "all the time, so this is a volume: RATE_FRAMES_PER_SECOND times this many "
+            "frames beyond the burst, sent without a pause. 120 s at 1000 frames/s is "
+            "~120,000 frames, more than twice a 50,000-edit document typed at full speed."
+        ),
+    )
+    ws_ping_interval_s: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "Seconds between the keepalive pings the server sends on each socket; one "
+            "not answered within as long closes the socket with 1011. A socket the server "
+            "is holding back for its frame rate is not closed meanwhile (its pong waits "
+            "behind the frames it sent). 20 is uvicorn's default; lower finds dead "
+            "connections sooner at the cost of a frame per socket per interval."
         ),
     )
 

@@ -24,7 +24,7 @@ from server.persistence.roster import RoomInfo, UserInfo
 from server.revocation.sockets import Held
 from server.transport import logctx
 from server.transport.codes import Close
-from server.transport.limits import TokenBucket
+from server.transport.limits import FramePacer
 from server.transport.peer import Peer
 from server.transport.socket import ClientSocket
 from server.types import RoomAccess, UserId
@@ -123,7 +123,12 @@ async def admit(
     return Admitted(peer, user, info, access, held)
 
 
-def frame_bucket(ctx: AppContext) -> TokenBucket:
-    """The per-socket frame rate limit (``rate_frames_per_second``, ``rate_burst``)."""
+def frame_bucket(ctx: AppContext) -> FramePacer:
+    """The per-socket frame pacing: ``rate_frames_per_second``, ``rate_burst``, abuse after."""
     settings = ctx.settings
-    return TokenBucket(settings.rate_frames_per_second, settings.rate_burst, time.monotonic())
+    return FramePacer(
+        settings.rate_frames_per_second,
+        settings.rate_burst,
+        settings.rate_abuse_after_s,
+        time.monotonic(),
+    )

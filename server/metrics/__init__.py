@@ -79,6 +79,15 @@ def closed(code: int) -> None:
     _CLOSES.get(code, _CLOSE_OTHER).inc()
 
 
+#: Sockets held back at least once by their frame rate (transport/socket.py frames():
+#: slowed, not closed; the closes for sustained abuse are limit refusals).
+SOCKETS_SLOWED = Counter(
+    "atelier_sockets_slowed",
+    "Sockets whose reading was paused at least once for going over their frame rate.",
+    registry=REGISTRY,
+)
+
+
 # --- persistence: the write-behind queue (persistence/writer.py) ---
 
 WRITER_COMMIT_SECONDS = Histogram(

@@ -19,6 +19,13 @@ Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
   by list-based equivalents with the same methods, and the handshake objects are dropped
   once the socket is accepted.
 
+- **A keepalive that waits for a paused reader.** While ``frames()`` slows a socket over
+  its frame rate, the transport stays paused and the client's pong queues behind the
+  frames it already sent: uvicorn would close a busy, live socket with 1011 "keepalive
+  ping timeout". The pong deadline is pushed back while frames are still coming or the
+  reading is paused by the server; a client that sends nothing and answers no ping is
+  still closed in time.
+
 And one addition, on the HTTP side (:class:`AtelierHttpProtocol`): uvicorn gives a
 connection no time limit to send its request headers (its keep-alive timer is cancelled
 by the first byte), so a client trickling a header a minute holds a connection for ever.
@@ -54,6 +61,10 @@ UVICORN_ATTRIBUTES = (
     "conn",
     "request",
     "response",
+    "read_paused",
+    "ping_timeout",
+    "pong_timer",
+    "ping_sent_at",
 )
 
 
@@ -127,6 +138,25 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         writable = _Event()
         writable.set()
         self.writable = writable  # type: ignore[assignment]
+        self._data_since_ping = False
+
+    def data_received(self, data: bytes) -> None:
+        self._data_since_ping = True
+        super().data_received(data)
+
+    def send_keepalive_ping(self) -> None:
+        self._data_since_ping = False
+        super().send_keepalive_ping()
+
+    def keepalive_timeout(self) -> None:
+        if (self.read_paused or self._data_since_ping) and not self.close_sent:
+            # Alive, only held back (or its pong is behind the frames it sent): wait again.
+            self._data_since_ping = False
+            self.pong_timer = self.loop.call_later(
+                self.ping_timeout or 20.0, self.keepalive_timeout
+            )
+            return
+        super().keepalive_timeout()
 
     async def send(self, message):  # type: ignore[no-untyped-def]
         await super().send(message)

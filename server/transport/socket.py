@@ -7,14 +7,22 @@ await), ``send`` (the server's own ASGI ``send``, skipping the framework's per-m
 wrappers) and ``close``. It is the ``Transport`` a :class:`~server.transport.peer.Peer`
 writes to.
 
-``frames`` is the one place a client's messages are read: it yields binary frames and
-stops — after closing the socket with the contract's code — on a text frame (4400), on
-a flood past the per-socket token bucket (1008), or when the client is gone. Oversized
-frames never reach it: uvicorn closes them with 1009 (``ws_max_size``).
+``frames`` is the one place a client's messages are read, for every endpoint: it yields
+binary frames in order and stops — after closing the socket with the contract's code —
+on a text frame (4400), on sustained abuse of the frame rate (1008), or when the client
+is gone. Oversized frames never reach it: uvicorn closes them with 1009 (``ws_max_size``).
+
+A socket over its frame rate is slowed, not closed (``limits.FramePacer``, issue 15):
+the reader waits before its next ``receive``. uvicorn's protocol pauses the transport
+after queueing each message and resumes it only when the app has taken them all, so
+while the reader waits nothing more is read from the kernel: the socket's buffers fill
+and TCP blocks the sender. What the server holds for a paused socket is bounded by one
+read of the transport (the messages parsed from it) and one partial frame.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,8 +31,9 @@ from typing import TYPE_CHECKING
 from starlette.types import Send
 from starlette.websockets import WebSocket
 
+from server import metrics
 from server.transport.codes import Close
-from server.transport.limits import TokenBucket
+from server.transport.limits import FramePacer
 
 if TYPE_CHECKING:
     from server.transport.peer import Peer
@@ -98,11 +107,31 @@ class ClientSocket:
 
 
 async def frames(
-    sock: ClientSocket, peer: Peer, bucket: TokenBucket, what: str
+    sock: ClientSocket, peer: Peer, bucket: FramePacer, what: str
 ) -> AsyncIterator[bytes]:
-    """The client's binary frames, within the per-socket rate limit (``bucket``)."""
+    """The client's binary frames, paced by the per-socket frame limit (``bucket``)."""
     receive = sock.ws.receive
+    clock = time.monotonic
+    slowed = False
     while peer.reading:
+        wait = bucket.delay(clock())
+        if wait:
+            if bucket.abusive:
+                metrics.refused("rate_abuse_after")
+                log.warning(
+                    "closed %s on %s: over the frame rate for %.0f s",
+                    peer.user_id,
+                    what,
+                    bucket.held_s,
+                )
+                peer.close(Close.POLICY, "frame rate exceeded for too long")
+                return
+            if not slowed:
+                slowed = True
+                metrics.SOCKETS_SLOWED.inc()
+            await asyncio.sleep(wait)  # not reading: TCP holds the sender back
+            if not peer.reading:
+                return
         message = await receive()
         if message["type"] == "websocket.disconnect":
             peer.closed_by_client(message.get("code"))
@@ -110,9 +139,5 @@ async def frames(
         data = message.get("bytes")
         if data is None:
             peer.close(Close.BAD_FRAME, "text frames are not part of the protocol")
-            return
-        if not bucket.take(time.monotonic()):
-            log.warning("closed %s on %s: rate limit", peer.user_id, what)
-            peer.close(Close.POLICY, "rate limit exceeded")
             return
         yield data
