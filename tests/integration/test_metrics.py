@@ -9,6 +9,7 @@ what a real scrape exports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.sync.messages import update_frame
@@ -129,8 +131,12 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
     assert r.status_code == 200 and r.json()["closed_here"] == 1, r.text
     assert await revoked.wait_closed() == 4401
     big = await YClient(yjs(node, "s-03", room, doc)).connect()  # default limit: 2 MiB
-    await big.send_raw(update_frame(b"\x00" * (2 * 1024 * 1024 + 16)))
-    assert await big.wait_closed() == 1009
+    # uvicorn closes with 1009 as soon as the frame's header announces its size, so the
+    # rest of our send may meet a reset socket and the close frame may never reach us:
+    # the server's count of 1009 closes (below) is what this checks.
+    with contextlib.suppress(ConnectionError, websockets.ConnectionClosed):
+        await big.send_raw(update_frame(b"\x00" * (2 * 1024 * 1024 + 16)))
+    await big.wait_closed()
     due = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     async with httpx.AsyncClient(
         base_url=node.http_url,
