@@ -63,6 +63,8 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
         server_header=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
         lifespan="on",
+        # uvloop when installed (a dependency on Linux and macOS), asyncio's own loop else.
+        loop="auto",
     )
     server = Server(config)
     server.run()

@@ -26,7 +26,8 @@ Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
   reading is paused by the server; a client that sends nothing and answers no ping is
   still closed in time.
 
-And one addition, on the HTTP side (:class:`AtelierHttpProtocol`): uvicorn gives a
+And one addition, on the HTTP side (:class:`AtelierHttpProtocol`, on uvicorn's httptools
+protocol: llhttp parses a request head in C, h11 in Python): uvicorn gives a
 connection no time limit to send its request headers (its keep-alive timer is cancelled
 by the first byte), so a client trickling a header a minute holds a connection for ever.
 A connection must send a whole request head within ``preauth_timeout_s`` of arriving,
@@ -40,8 +41,7 @@ import contextlib
 import logging
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server import metrics
@@ -188,14 +188,20 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         return True
 
 
-class AtelierHttpProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a time limit on reading each request head."""
+class AtelierHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a time limit on reading each request head.
+
+    httptools (llhttp, in C) rather than h11 (pure Python): the request head of a
+    WebSocket upgrade is parsed in a fraction of the time, which is most of what a
+    connection storm costs before the application runs (py-spy, bench/storm.py)."""
 
     #: Seconds a request head may take (``Settings.preauth_timeout_s``; set by the CLI).
     head_timeout_s = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        #: Between the first byte of a request and the end of its head.
+        self._in_head = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._arm()
 
@@ -209,14 +215,23 @@ class AtelierHttpProtocol(H11Protocol):
         transport = self.transport
         if transport.is_closing() or transport.get_protocol() is not self:
             return  # closed, or upgraded to a WebSocket: the head came in time
-        if self.conn.their_state is not h11.IDLE:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
             return  # a request is being served (its body, its response)
-        if self.conn.trailing_data[0]:  # part of a head: a slow client, not an idle one
+        if self._in_head:  # part of a head: a slow client, not an idle one
             metrics.refused("preauth_timeout")
             log.warning(
                 "closed a connection: request head not complete within %g s", self.head_timeout_s
             )
         transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
