@@ -94,6 +94,8 @@ def log_config(
             "": {"handlers": ["default"], "level": level.upper()},
             "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "uvicorn.error": {"level": level.upper()},
+            # The sans-I/O library's lines ("connection open" per socket): warnings only.
+            "websockets": {"level": "WARNING"},
             "uvicorn.access": {
                 "handlers": ["default"],
                 "level": level.upper(),

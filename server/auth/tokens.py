@@ -26,6 +26,14 @@ A token minted for a signed-in browser (``POST /auth/socket-token``) also carrie
 ``sid``, the id of its sign-in session: once that session has ended the token is refused
 (server/api/access.py), however long it still has to live. Every token Atelier issues
 carries a ``jti``, so that it can be revoked (server/revocation/).
+
+A token verified once is remembered (:class:`Verified`, bounded): the same token comes back
+on each socket a user opens (a tab's docs and room channel) and on every reconnect, and a
+storm of reconnects after a node restart would otherwise pay the signature check and the
+JSON decoding again for each (a sixth of a connect's CPU under py-spy, issue 15). A
+remembered token is still refused once expired (its ``exp``, with the same leeway), and an
+ENT token once the JWKS no longer holds the very key that verified it. Revocations and
+session ends are checked by the caller on every use (server/api/access.py), never cached.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from contextvars import Context
 from dataclasses import dataclass
@@ -148,6 +157,49 @@ def verify(secret: str, token: str | None) -> str:
     return verify_hs256(secret, token).user_id
 
 
+class Verified:
+    """Tokens already verified, by their exact text: ``(claims, good until, key)``.
+
+    Keyed by the whole token (signature included): a token that differs by one character
+    is verified afresh. Least recently used first out past ``size`` (a few hundred bytes
+    each: 16,384 tokens ≈ 10 MB at most, a node's users of a morning)."""
+
+    __slots__ = ("_items", "hits", "size")
+
+    def __init__(self, size: int = 16_384) -> None:
+        self.size = size
+        self.hits = 0
+        self._items: OrderedDict[str, tuple[Claims, float, tuple[str, object] | None]] = (
+            OrderedDict()
+        )
+
+    def get(self, token: str, now: float) -> tuple[Claims, tuple[str, object] | None] | None:
+        item = self._items.get(token)
+        if item is None:
+            return None
+        claims, until, key = item
+        if now >= until:
+            del self._items[token]
+            return None
+        self._items.move_to_end(token)
+        self.hits += 1
+        return claims, key
+
+    def put(
+        self, token: str, claims: Claims, until: float, key: tuple[str, object] | None = None
+    ) -> None:
+        items = self._items
+        items[token] = (claims, until, key)
+        if len(items) > self.size:
+            items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class JwksError(Exception):
     """A JWKS that could not be fetched or holds no usable key."""
 
@@ -237,6 +289,10 @@ class JwksKeys:
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
+
+    def held(self, kid: str) -> jwt.PyJWK | None:
+        """The key named ``kid`` if held now; never fetches."""
+        return self._keys.get(kid)
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -356,6 +412,7 @@ class Verifier:
             raise ValueError("the ENT's tokens need an issuer and an audience to check")
         self.secret = secret
         self.jwks = jwks
+        self.verified = Verified()
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
@@ -391,13 +448,27 @@ class Verifier:
         """The claims of a valid token, or raise :class:`InvalidToken`."""
         if not token:
             raise InvalidToken("missing token")
+        now = time.time()
+        seen = self.verified.get(token, now)
+        if seen is not None:
+            claims, key = seen
+            if key is None:  # HS256: the secret does not change while the node runs
+                return claims
+            kid, jwk = key
+            if self.jwks is not None and self.jwks.held(kid) is jwk:
+                return claims
+        return await self._verify(token)
+
+    async def _verify(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
             raise _refused(exc) from None
         alg = header.get("alg")
         if alg == ALGORITHM:
-            return verify_hs256(self.secret, token)
+            own = verify_hs256(self.secret, token)
+            self.verified.put(token, own, own.exp + HS256_LEEWAY_S)
+            return own
         if self.jwks is None or alg not in KEY_ALGORITHMS.values():
             raise InvalidToken("invalid token (algorithm)")
         kid = header.get("kid")
@@ -420,7 +491,9 @@ class Verifier:
             )
         except jwt.InvalidTokenError as exc:
             raise _refused(exc) from None
-        return _claims(claims, self.user_claim)
+        verified = _claims(claims, self.user_claim)
+        self.verified.put(token, verified, verified.exp + self.leeway_s, (kid, key))
+        return verified
 
 
 def derive_key(secret: str, purpose: str) -> bytes:

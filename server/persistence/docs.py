@@ -42,6 +42,26 @@ Fold = Callable[[bytes | None, bytes | None, Sequence[tuple[bytes, str | None, f
 _DELETE_CHUNK = 5000
 
 
+# The statements of a doc's load, built once: constructing a select and its cache key
+# on every call cost more CPU than the database did (py-spy, a storm of doc loads).
+_LOAD_LOG = (
+    sa.select(doc_update_t.c.data, doc_update_t.c.author_id, doc_update_t.c.created_at)
+    .where(
+        doc_update_t.c.room_id == sa.bindparam("room_id"),
+        doc_update_t.c.doc_name == sa.bindparam("doc_name"),
+    )
+    .order_by(doc_update_t.c.id)
+)
+_LOAD_HEAD = sa.select(doc_t.c.snapshot, doc_t.c.locked, doc_t.c.attribution).where(
+    doc_t.c.room_id == sa.bindparam("room_id"), doc_t.c.name == sa.bindparam("doc_name")
+)
+_NAMES = (
+    sa.select(doc_t.c.name)
+    .where(doc_t.c.room_id == sa.bindparam("room_id"))
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDoc:
     snapshot: bytes | None  # folded state (a Yjs v1 update) or None
@@ -87,24 +107,11 @@ class DocStore:
 
     async def load(self, room_id: str, doc_name: str) -> StoredDoc:
         """The stored doc; a missing one is ``StoredDoc(None, [], False)``. Creates nothing."""
+        where = {"room_id": room_id, "doc_name": doc_name}
         async with self._engine.connect() as conn:
             # Log first, then snapshot: see the module docstring.
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        doc_update_t.c.data, doc_update_t.c.author_id, doc_update_t.c.created_at
-                    )
-                    .where(self._log_where(room_id, doc_name))
-                    .order_by(doc_update_t.c.id)
-                )
-            ).all()
-            head = (
-                await conn.execute(
-                    sa.select(doc_t.c.snapshot, doc_t.c.locked, doc_t.c.attribution).where(
-                        self._where(room_id, doc_name)
-                    )
-                )
-            ).first()
+            rows = (await conn.execute(_LOAD_LOG, where)).all()
+            head = (await conn.execute(_LOAD_HEAD, where)).first()
         updates = [bytes(r.data) for r in rows]
         authors = [r.author_id for r in rows]
         times = [unix(r.created_at) for r in rows]
@@ -117,9 +124,7 @@ class DocStore:
     async def names(self, room_id: str, limit: int) -> set[str]:
         """The names of a room's stored docs, at most ``limit`` of them."""
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(doc_t.c.name).where(doc_t.c.room_id == room_id).limit(limit)
-            )
+            rows = await conn.execute(_NAMES, {"room_id": room_id, "limit": limit})
             return {r.name for r in rows}
 
     async def append(self, items: Sequence[Item]) -> None:

@@ -49,6 +49,10 @@ from server.types import DocAccess, PeerHandle, UpdateOrigin
 
 log = logging.getLogger(__name__)
 
+#: How long a room's list of docs is trusted by ``may_load``, and how many rooms are kept.
+ROOM_NAMES_TTL_S = 60.0
+ROOM_NAMES_KEPT = 4096
+
 #: (room id, doc name, locked, by whom) — a lock changed here or on another node.
 LockHook = Callable[[str, str, bool, str], None]
 
@@ -114,6 +118,8 @@ class RoomRegistry:
         watch.watch(self.relay.suspects, self.relay.purge)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        #: room id → (when read, the names of its docs): ``may_load``'s room look-ups.
+        self._names: dict[str, tuple[float, set[str]]] = {}
         self.closing = False
 
     # --- lifecycle ---
@@ -182,15 +188,35 @@ class RoomRegistry:
             log.warning("refused to load %s/%s: %s", room_id, doc_name, over)
             return Close.TRY_LATER, over
         most = self.settings.max_docs_per_room
-        names = await self.store.names(room_id, most + 1)
+        names = await self._room_names(room_id, most + 1)
         if doc_name in names:
             return None
-        names.update(live.name for live in self.docs.values() if live.room_id == room_id)
+        if len(names) + len(self.docs) >= most:  # the docs loaded here may reach it
+            names = names | {live.name for live in self.docs.values() if live.room_id == room_id}
         if len(names) >= most:
             metrics.refused("docs_per_room")
             log.warning("refused a new doc in %s: the room has %d docs", room_id, len(names))
             return Close.POLICY, f"this room has reached its limit of {most} documents"
+        names.add(doc_name)  # about to be loaded: one more doc of the room
         return None
+
+    async def _room_names(self, room_id: str, limit: int) -> set[str]:
+        """The room's stored docs, read at most once per ``ROOM_NAMES_TTL_S``: a storm of
+        first loads (every group opening its docs at 08:00) asks once per room, not once
+        per doc. What another node creates meanwhile is seen at the next read; the limit
+        is a guard against runaway clients, not an exact quota."""
+        now = time.monotonic()
+        cached = self._names.get(room_id)
+        if cached is not None and now - cached[0] < ROOM_NAMES_TTL_S:
+            return cached[1]
+        names = await self.store.names(room_id, limit)
+        self._names[room_id] = (now, names)
+        if len(self._names) > ROOM_NAMES_KEPT:
+            for stale in [k for k, (t, _) in self._names.items() if now - t >= ROOM_NAMES_TTL_S]:
+                del self._names[stale]
+            while len(self._names) > ROOM_NAMES_KEPT:
+                del self._names[next(iter(self._names))]
+        return names
 
     def join(self, live: LiveDoc, peer: PeerHandle) -> DocSession:
         session = live.attach(peer)

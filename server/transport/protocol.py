@@ -47,6 +47,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from server import metrics
 
 log = logging.getLogger(__name__)
+_WS_LOG = logging.getLogger("websockets.server")
 
 #: The attributes of uvicorn's protocol this module relies on (uvicorn is pinned to a
 #: tested minor range in pyproject.toml; tests/unit/test_transport_protocol.py checks
@@ -134,6 +135,10 @@ class _Event:
 class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # websockets' own "connection open" line says nothing the access line beside it
+        # ("WebSocket /yjs/… [accepted]") does not, and cost a twentieth of a connect in a
+        # storm: its logger is the library's, at WARNING (server/logs.py).
+        self.conn.logger = _WS_LOG
         self.queue = _Queue()  # type: ignore[assignment]
         writable = _Event()
         writable.set()
