@@ -33,6 +33,10 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
     from server.logs import log_config
     from server.transport.protocol import AtelierHttpProtocol, AtelierWebSocketProtocol
 
+    # A server writes to sockets its clients may have reset: that write must fail with
+    # EPIPE, never kill the node (``python -m server.cli`` restores SIGPIPE's default for
+    # the other commands' pipes; a storm of reconnects killed a node that way).
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     app = create_app(settings)
     AtelierHttpProtocol.head_timeout_s = settings.preauth_timeout_s
 
