@@ -54,6 +54,7 @@ from bench.run_load import (
 )
 from bench.run_load import versions as loadgen_versions
 from bench.scenarios import GROUPS, get, tokens_per_room
+from bench.storm import run_failover, run_storm
 
 T0 = time.monotonic()
 #: "atelier-hocuspocus": Atelier over its Hocuspocus endpoint (/collab), with the
@@ -95,6 +96,21 @@ def plan(quick: bool) -> dict[str, Any]:
         "chat_rates": [5] if quick else [10, 40],
         "chat_duration_s": 3.0 if quick else 8.0,
         "cross_duration_s": 2.0 if quick else 4.0,
+        # bench/storm.py: sockets = docs × per_doc; deadline_s bounds the generator
+        "storm": {
+            "docs": 100 if quick else 500,
+            "per_doc": 10 if quick else 20,
+            "concurrency": 200 if quick else 1000,
+            "processes": 2,
+            "deadline_s": 30 if quick else 60,
+        },
+        "failover": {
+            "docs": 50 if quick else 300,
+            "per_doc": 10 if quick else 20,
+            "concurrency": 200 if quick else 1000,
+            "processes": 2,
+            "deadline_s": 45 if quick else 90,
+        },
     }
 
 
@@ -666,6 +682,8 @@ PARTS = {
     "bigdoc": run_bigdoc,
     "cross": run_cross,
     "chat": run_chat,
+    "storm": run_storm,
+    "failover": run_failover,
 }
 
 
