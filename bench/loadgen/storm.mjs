@@ -103,12 +103,12 @@ async function runWorker (cfg, specs) {
     return new Promise((resolve) => {
       let done = false
       let synced = false
-      const fail = (retryAfterMs = null) => {
+      const fail = (retryAfterMs = null, signal = null) => {
         if (done) return
         done = true
         clearTimeout(timer)
         try { ws.terminate() } catch {}
-        resolve({ ok: false, retryAfterMs })
+        resolve({ ok: false, retryAfterMs, signal })
       }
       const q = spec.token && !hocus ? `?token=${encodeURIComponent(spec.token)}` : ''
       const url = cfg.hocusPath ? `${cfg.url}${cfg.hocusPath}` : `${cfg.url}${cfg.pathPrefix}/${spec.room}${q}`
@@ -123,11 +123,10 @@ async function runWorker (cfg, specs) {
           const secs = Number(h)
           wait = Number.isFinite(secs) ? secs * 1000 : Math.max(0, Date.parse(h) - Date.now())
           if (!Number.isFinite(wait)) wait = null
-          else retryAfter.http503++
         }
         res.resume()
         req.destroy()
-        fail(wait)
+        fail(wait, 'http503')
       })
       ws.on('open', () => {
         if (hocus) ws.send(frame(spec.room, 2, (e) => { encoding.writeVarUint(e, 0); encoding.writeVarString(e, spec.token || '') }))
@@ -155,9 +154,8 @@ async function runWorker (cfg, specs) {
         if (synced) { onDrop(code); return }
         if (done) return
         bump(closes, code)
-        const m = /retry_after=([0-9]*\.?[0-9]+)/.exec(reason.toString())
-        if (code === 1013 && m) retryAfter.close1013++
-        fail(code === 1013 && m ? Number(m[1]) * 1000 : null)
+        const m = code === 1013 && /retry_after=([0-9]*\.?[0-9]+)/.exec(reason.toString())
+        fail(m ? Number(m[1]) * 1000 : null, 'close1013')
       })
     })
   }
@@ -180,6 +178,7 @@ async function runWorker (cfg, specs) {
         wait = d / 2 + Math.random() * (d / 2)
       }
       if (epoch() + wait > deadline) break
+      if (r.retryAfterMs !== null) retryAfter[r.signal]++ // a retry signal waited for
       retries++
       if (tries === 1) retriedSockets++
       await sleep(wait)
