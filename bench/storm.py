@@ -100,7 +100,12 @@ def run_generator(cfg: dict, pids: dict[str, int]) -> dict:
     if r.get("firstStart") and r.get("lastSynced"):
         start, end = r["firstStart"] / 1000, r["lastSynced"] / 1000
         r["servers"] = {n: sampler.window(n, start, end) for n in pids}
-        r["machine_busy_pct"] = sampler.machine_busy_pct(start, end)
+        r["machine_busy_pct"] = busy = sampler.machine_busy_pct(start, end)
+        # CPU (% of one core) of everything else: a noisy neighbour slows every handshake
+        if busy is not None:
+            ours = sum(v["cpu_pct"] or 0 for v in r["servers"].values())
+            ours += (r.get("generator") or {}).get("cpuPct") or 0
+            r["other_cpu_pct"] = round(busy * (os.cpu_count() or 1) - ours, 1)
     for n in pids:
         peak = max((x[2] for x in sampler.samples[n]), default=0)
         r.setdefault("servers", {}).setdefault(n, {})["rss_mib_peak_run"] = round(peak / 2**20, 1)
@@ -265,6 +270,7 @@ def failover_once(
             "deadlineMs": S["deadline_s"] * 1000,
             **loadgen,
         }
+        base = {n: socket_fds(pid) for n, pid in pids.items()}  # listeners, DB, Redis
         sampler = Sampler(pids, period=0.25)
         sampler.start()
         proc = subprocess.Popen(
@@ -284,7 +290,7 @@ def failover_once(
                 record.update(ok=False, error=first.get("error") or "not all synced")
                 return record
             time.sleep(1.0)  # settle: the last syncs' frames, nginx's logs
-            held = {n: socket_fds(pid) for n, pid in pids.items()}
+            held = {n: socket_fds(pid) - base[n] for n, pid in pids.items()}
             victim = max(held, key=lambda n: held[n])
             record["sockets_per_node_before"] = held
             record["victim"] = victim
@@ -302,7 +308,14 @@ def failover_once(
             record["storm"] = storm
             end = (r.get("lastResync") or time.time() * 1000) / 1000
             record["survivors"] = {n: sampler.window(n, kill_at, end) for n in survivors}
-            record["survivors_after"] = {n: socket_fds(pid) for n, pid in survivors.items()}
+            busy = sampler.machine_busy_pct(kill_at, end)
+            if busy is not None:
+                ours = sum(v["cpu_pct"] or 0 for v in record["survivors"].values())
+                ours += (r.get("generator") or {}).get("cpuPct") or 0
+                record["other_cpu_pct"] = round(busy * (os.cpu_count() or 1) - ours, 1)
+            record["survivors_after"] = {
+                n: socket_fds(pid) - base[n] for n, pid in survivors.items()
+            }
             record["survivor_alive_after"] = all(_alive(p) for p in survivors.values())
         finally:
             sampler.stop()

@@ -11,6 +11,8 @@ Order of work (≤ 15 minutes on 2 cores):
 4. cross-node: 2 and 3 Atelier nodes (PostgreSQL + Redis) and 2 Hocuspocus nodes on
    Redis; Redis bytes per update from INFO stats;
 5. Atelier only: chat fan-out (1 node) and presence bus traffic (2 nodes).
+6. connection storms (bench/storm.py): 10,000 sockets at once on one fresh node of each
+   server; then 2 Atelier and 2 Hocuspocus nodes behind nginx, one SIGKILLed.
 Every record goes to bench/results/raw/suite-<stamp>.json; bench/report.py writes
 bench/results/latest.md and latest.png from it.
 
