@@ -362,6 +362,11 @@ def write_report(raw_path: Path) -> None:
                 f"{f(r.get('other_cpu_pct'))} | {f(red.get('in_bytes_per_update'))} / {f(red.get('out_bytes_per_update'))} |"  # noqa: E501
             )
         w("")
+    # ---------------------------------------------------------------- storm + failover
+    from bench.report_storm import failover_section, storm_section
+
+    L.extend(storm_section(d.get("storm") or [], plan.get("storm") or {}))
+    L.extend(failover_section(d.get("failover") or [], plan.get("failover") or {}))
     # ---------------------------------------------------------------- chat + presence
     chat = d.get("chat")
     if chat and chat.get("runs"):

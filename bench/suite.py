@@ -11,6 +11,8 @@ Order of work (≤ 15 minutes on 2 cores):
 4. cross-node: 2 and 3 Atelier nodes (PostgreSQL + Redis) and 2 Hocuspocus nodes on
    Redis; Redis bytes per update from INFO stats;
 5. Atelier only: chat fan-out (1 node) and presence bus traffic (2 nodes).
+6. connection storms (bench/storm.py): 10,000 sockets at once on one fresh node of each
+   server; then 2 Atelier and 2 Hocuspocus nodes behind nginx, one SIGKILLed.
 Every record goes to bench/results/raw/suite-<stamp>.json; bench/report.py writes
 bench/results/latest.md and latest.png from it.
 
@@ -54,6 +56,7 @@ from bench.run_load import (
 )
 from bench.run_load import versions as loadgen_versions
 from bench.scenarios import GROUPS, get, tokens_per_room
+from bench.storm import run_failover, run_storm
 
 T0 = time.monotonic()
 #: "atelier-hocuspocus": Atelier over its Hocuspocus endpoint (/collab), with the
@@ -95,6 +98,21 @@ def plan(quick: bool) -> dict[str, Any]:
         "chat_rates": [5] if quick else [10, 40],
         "chat_duration_s": 3.0 if quick else 8.0,
         "cross_duration_s": 2.0 if quick else 4.0,
+        # bench/storm.py: sockets = docs × per_doc; deadline_s bounds the generator
+        "storm": {
+            "docs": 100 if quick else 500,
+            "per_doc": 10 if quick else 20,
+            "concurrency": 200 if quick else 1000,
+            "processes": 2,
+            "deadline_s": 30 if quick else 60,
+        },
+        "failover": {
+            "docs": 50 if quick else 300,
+            "per_doc": 10 if quick else 20,
+            "concurrency": 200 if quick else 1000,
+            "processes": 2,
+            "deadline_s": 45 if quick else 90,
+        },
     }
 
 
@@ -666,6 +684,8 @@ PARTS = {
     "bigdoc": run_bigdoc,
     "cross": run_cross,
     "chat": run_chat,
+    "storm": run_storm,
+    "failover": run_failover,
 }
 
 
