@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
+# The bench's load generators (tests/bench drives bench/loadgen/storm.mjs).
+LOADGEN_STAMP := bench/loadgen/node_modules/.installed
 CLIENT_STAMP := client_demo/node_modules/.installed
 CLIENT_DIST  := client_demo/dist/index.html
 CLIENT_SRC   := $(shell find client_demo/src client_demo/public -type f 2>/dev/null) \
@@ -27,6 +29,10 @@ $(PY_STAMP): pyproject.toml
 
 $(NODE_STAMP): tests/interop/package.json tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(LOADGEN_STAMP): bench/loadgen/package.json bench/loadgen/package-lock.json
+	npm ci --prefix bench/loadgen --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(TIPTAP_STAMP): tests/tiptap/package.json tests/tiptap/package-lock.json
@@ -63,7 +69,7 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
 
-test: $(PY_STAMP) $(NODE_STAMP) $(TIPTAP_DIST) $(CLIENT_STAMP) $(CLIENT_DIST) lint typecheck
+test: $(PY_STAMP) $(NODE_STAMP) $(LOADGEN_STAMP) $(TIPTAP_DIST) $(CLIENT_STAMP) $(CLIENT_DIST) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Refresh the README's pictures: the browser suite saving its screenshots in docs/screenshots.
@@ -95,4 +101,4 @@ bench-erasure: $(PY_STAMP)
 	$(BIN)/python -m bench.erasure
 
 clean:
-	rm -rf $(VENV) tests/interop/node_modules tests/tiptap/node_modules tests/tiptap/dist client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/interop/node_modules bench/loadgen/node_modules tests/tiptap/node_modules tests/tiptap/dist client_demo/node_modules client_demo/dist .pytest_cache .mypy_cache .ruff_cache
