@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.assignments.service import Assignments
 from server.auth.tokens import Verifier
 from server.bus.base import Bus
-from server.cache import roster_cache
+from server.cache import Loads, roster_cache
 from server.config import Settings
 from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
@@ -54,14 +54,21 @@ class AppContext:
     access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(
         init=False
     )
+    #: The caches' loads: concurrent misses of one key share one read (server/cache.py).
+    user_loads: Loads[str, UserInfo | None] = field(init=False)
+    access_loads: Loads[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.user_cache = roster_cache(self.settings.roster_cache_s)
         self.access_cache = roster_cache(self.settings.roster_cache_s)
+        self.user_loads = Loads(self.user_cache)
+        self.access_loads = Loads(self.access_cache)
 
     def forget(self, users: Iterable[str]) -> None:
         """Drop what this node cached of these users' roster entries and access."""
         gone = set(users)
+        self.user_loads.forget()
+        self.access_loads.forget()
         for user in gone:
             self.user_cache.pop(user, None)
         for key in [k for k in list(self.access_cache) if k[0] in gone]:
@@ -69,5 +76,7 @@ class AppContext:
 
     def forget_all(self) -> None:
         """Drop everything this node cached of the roster (after an import)."""
+        self.user_loads.forget()
+        self.access_loads.forget()
         self.user_cache.clear()
         self.access_cache.clear()

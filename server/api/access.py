@@ -56,12 +56,9 @@ async def identify(ctx: AppContext, token: str | None) -> tuple[UserInfo, tokens
         and not await ctx.sessions.is_open(claims.sid, user_id)
     ):
         raise tokens.InvalidToken("session ended")
-    users = ctx.user_cache
-    user = users.get(user_id)
-    if user is None:
-        user = await ctx.roster.get_user(user_id)
-        if user is not None:
-            users[user_id] = user
+    user = await ctx.user_loads.get(
+        user_id, lambda: ctx.roster.get_user(user_id), keep=lambda found: found is not None
+    )
     if user is None:
         raise tokens.InvalidToken("unknown user")
     return user, claims
@@ -70,11 +67,12 @@ async def identify(ctx: AppContext, token: str | None) -> tuple[UserInfo, tokens
 async def access_to(
     ctx: AppContext, user: UserInfo, room_id: str
 ) -> tuple[RoomInfo | None, RoomAccess]:
-    accesses = ctx.access_cache
-    key = (user.id, room_id)
-    hit = accesses.get(key)
-    if hit is not None:
-        return hit
+    return await ctx.access_loads.get((user.id, room_id), lambda: _access_to(ctx, user, room_id))
+
+
+async def _access_to(
+    ctx: AppContext, user: UserInfo, room_id: str
+) -> tuple[RoomInfo | None, RoomAccess]:
     room = await ctx.roster.get_room(room_id)
     if room is None:
         result: tuple[RoomInfo | None, RoomAccess] = (None, NO_ACCESS)
@@ -85,7 +83,6 @@ async def access_to(
         if room.archived:
             access = archived_group_access(Role(user.role), access)
         result = (room, access)
-    accesses[key] = result
     return result
 
 
