@@ -131,10 +131,11 @@ async def refuse_busy(sock: ClientSocket, busy: Busy) -> None:
     (the client waited for this answer; a browser reads a close reason), else HTTP 503
     with ``Retry-After`` before the handshake (the cheapest refusal)."""
     count_busy(busy)
-    if busy.waited:
-        await sock.accept()
-        await sock.close(Close.TRY_LATER, retry_reason(busy))
-    else:
+    with contextlib.suppress(OSError):  # the client may have left while waiting
+        if busy.waited:
+            await sock.accept()
+            await sock.close(Close.TRY_LATER, retry_reason(busy))
+            return
         await sock.deny(
             503,
             f"{retry_reason(busy)}\n",
@@ -162,6 +163,11 @@ async def admit(
         if ticket is None:
             return None
     try:
+        await sock.accept()
+    except OSError:  # the client left while waiting in line (uvicorn: ClientDisconnected)
+        ctx.admission.leave(ticket)
+        return None
+    try:
         admitted = await _checks(sock, ctx, room_id, names_valid, allowed, denied, doc_name, ticket)
     except BaseException:
         ctx.admission.leave(ticket)
@@ -181,7 +187,6 @@ async def _checks(
     doc_name: str | None,
     ticket: Ticket | None,
 ) -> Admitted | None:
-    await sock.accept()
     logctx.room_id.set(room_id if names_valid else None)
     peer = Peer(sock, max_queue=ctx.settings.send_queue_frames)
 

@@ -147,6 +147,7 @@ async def test_a_storm_on_a_tiny_gate_is_refused_with_a_retry_delay_and_nothing_
             seen = await gauges(server)
             assert seen["atelier_limit_refusals_total{admission_line}"] == 3
             assert seen["atelier_limit_refusals_total{admission_max_wait}"] == 5
+            assert "eyJ" not in server.log()  # the 503 access lines name no token
             for c in (*holders, back):
                 await c.close()
         finally:
