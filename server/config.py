@@ -626,6 +626,63 @@ class Settings(BaseSettings):
             "socket with 1013). Stops idle or slow half-open connections piling up."
         ),
     )
+    # --- admission control: connection storms (issue 15, server/admission/) ---
+    admission_slots: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Sockets admitted at once: the work from a socket's acceptance to its first "
+            "sync sent (token, roster, permission, doc load, sync step 1; a /collab doc's "
+            "Auth). More wait in line. Too many and each admission slows (they share one "
+            "event loop); too few and the loop idles while admissions wait on the "
+            "database. 16 keeps a 2-core node near its best connects/s (bench storm); "
+            "raise it with a slow, remote database (each admission waits longer on it)."
+        ),
+    )
+    admission_line: int = Field(
+        default=2000,
+        ge=0,
+        description=(
+            "Sockets that may wait for a slot, first come first served. Past it a new "
+            "socket is refused before its WebSocket handshake: HTTP 503 with Retry-After. "
+            "About ADMISSION_MAX_WAIT_S times the node's connects/s: a longer line only "
+            "makes sockets wait to be refused."
+        ),
+    )
+    admission_max_wait_s: float = Field(
+        default=8.0,
+        gt=0,
+        description=(
+            "Longest a socket waits in line (before its handshake completes); then it is "
+            "accepted and closed 1013 with `retry_after=<seconds>`. Keep it under the "
+            "clients' connect timeouts (browsers have none; proxies: nginx's "
+            "proxy_read_timeout, 60 s)."
+        ),
+    )
+    admission_retry_min_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Shortest retry delay a refusal announces (retry_after).",
+    )
+    admission_retry_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest retry delay a refusal announces. The delay is the line and the "
+            "clients already refused, at the measured admission rate, jittered "
+            "(× 1–1.3): 10,000 refused at 400/s come back over 25 s."
+        ),
+    )
+    admission_loads: int = Field(
+        default=8,
+        ge=1,
+        description=(
+            "Docs loaded from the database at once (a snapshot and its log each); more "
+            "wait in order. Below the database pool (PostgreSQL: 10 + 20 overflow) so "
+            "that loads leave connections for the writer and the roster. Raise it with a "
+            "remote database whose reads are slow rather than busy."
+        ),
+    )
     memory_budget_mb: int = Field(
         default=0,
         ge=0,

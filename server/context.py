@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.admission.gate import Gate
+from server.admission.line import Admission
 from server.assignments.service import Assignments
 from server.auth.tokens import Verifier
 from server.bus.base import Bus
@@ -50,6 +52,8 @@ class AppContext:
     ent: EntProvider | None = None  # the ENT's OpenID provider, when OIDC_* are set
     erasure: Erasure | None = None  # data protection (server/privacy/)
     draining: bool = field(default=False)
+    #: The socket admission gate (server/admission/), from the ADMISSION_* settings.
+    admission: Admission = field(init=False)
     user_cache: MutableMapping[str, UserInfo] = field(init=False)
     access_cache: MutableMapping[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(
         init=False
@@ -59,6 +63,14 @@ class AppContext:
     access_loads: Loads[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(init=False)
 
     def __post_init__(self) -> None:
+        s = self.settings
+        gate = Gate(
+            s.admission_slots,
+            s.admission_line,
+            retry_min_s=s.admission_retry_min_s,
+            retry_max_s=max(s.admission_retry_min_s, s.admission_retry_max_s),
+        )
+        self.admission = Admission(gate, s.admission_max_wait_s)
         self.user_cache = roster_cache(self.settings.roster_cache_s)
         self.access_cache = roster_cache(self.settings.roster_cache_s)
         self.user_loads = Loads(self.user_cache)

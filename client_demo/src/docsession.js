@@ -5,9 +5,11 @@
 // Reconnection is ours, not the provider's: y-websocket retries with a plain exponential
 // backoff (no jitter), so a server restart would bring every client back at the same
 // instants. On each close we cancel its retry (`shouldConnect = false`) and schedule our
-// own with full jitter. We also follow the browser's online/offline events: offline, the
-// sockets are closed at once (a dead network does not always close them) and edits keep
-// piling up in the Y.Doc; online, we reconnect and sync step 1/2 merges both ways.
+// own with full jitter — or, after a 1013 whose reason carries `retry_after=N` (a node at
+// its admission limit), N seconds × 1–1.3 (retry.js). We also follow the browser's
+// online/offline events: offline, the sockets are closed at once (a dead network does not
+// always close them) and edits keep piling up in the Y.Doc; online, we reconnect and sync
+// step 1/2 merges both ways.
 
 import * as Y from 'yjs'
 import { WebsocketProvider, messageAuth } from 'y-websocket'
@@ -17,6 +19,7 @@ import StarterKit from '@tiptap/starter-kit'
 import Collaboration from '@tiptap/extension-collaboration'
 import CollaborationCaret from '@tiptap/extension-collaboration-caret'
 import { jitteredDelay } from './dom.js'
+import { retryAfterMs } from './retry.js'
 
 const FINAL_CODES = [4400, 4401, 4403]
 
@@ -190,7 +193,8 @@ export class DocSession extends EventTarget {
       return
     }
     if (!navigator.onLine || this._pausedOffline) { this._changed(); return }
-    this._scheduleReconnect(false)
+    // A node at its admission limit says when to come back (1013, retry_after=N).
+    this._scheduleReconnect(false, retryAfterMs(event?.code, event?.reason))
   }
 
   _goOffline () {
@@ -201,13 +205,16 @@ export class DocSession extends EventTarget {
     this._changed()
   }
 
-  _scheduleReconnect (fromOnline) {
+  _scheduleReconnect (fromOnline, busyMs = null) {
     if (this.destroyed || this.final) return
     this._pausedOffline = false
     clearTimeout(this.retryTimer)
-    const delay = fromOnline
-      ? jitteredDelay(0, { baseMs: 1000 }) // back online: everyone at once would stampede
-      : jitteredDelay(this.attempt, { baseMs: 500, capMs: 30000 })
+    const delay = busyMs != null
+      ? busyMs // the server's retry_after, jittered
+      : fromOnline
+        ? jitteredDelay(0, { baseMs: 1000 }) // back online: everyone at once would stampede
+        : jitteredDelay(this.attempt, { baseMs: 500, capMs: 30000 })
+    this.retryAfterHonoured = (this.retryAfterHonoured ?? 0) + (busyMs != null ? 1 : 0)
     this.attempt++
     this.retries = (this.retries ?? 0) + 1 // never reset: diagnostics and tests
     this.lastDelay = delay

@@ -29,9 +29,11 @@
 //    final: no reconnection, a `closed` event. On 4401 a `token` FUNCTION is called again
 //    for one more attempt before giving up. Every other close (1001, 1006, 1012, 1013, …)
 //    reconnects with jittered exponential backoff; the backoff resets once a connection
-//    stayed open `stableMs` (10 s).
+//    stayed open `stableMs` (10 s). A 1013 whose reason carries `retry_after=N` (a node
+//    at its admission limit) waits N s × 1–1.3 instead (retry.js).
 
 import { decode, encode } from '@msgpack/msgpack'
+import { retryAfterMs } from './retry.js'
 
 export { parseMessage, renderMessage } from './markdown.js'
 
@@ -280,7 +282,8 @@ export class RoomChannel extends EventTarget {
       return
     }
     if (wasOpen) this.stats.reconnects++
-    this._scheduleReconnect(code, reason)
+    // A node at its admission limit says when to come back (1013, retry_after=N).
+    this._scheduleReconnect(code, reason, retryAfterMs(code, reason, this._random))
   }
 
   /** @private The delay of the next attempt: full jitter over a capped exponential. */
@@ -292,8 +295,10 @@ export class RoomChannel extends EventTarget {
   }
 
   /** @private */
-  _scheduleReconnect (code, reason) {
-    const delayMs = this._delay()
+  _scheduleReconnect (code, reason, busyMs = null) {
+    const delayMs = busyMs == null
+      ? this._delay()
+      : Math.max(busyMs, this._notBefore - Date.now())
     const attempt = ++this._attempt
     this._setState('reconnecting', { code, reason, delayMs, attempt })
     clearTimeout(this._retryTimer)

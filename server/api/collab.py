@@ -19,7 +19,9 @@ docs), and before it even arrived, its frames wait in order — bounded per sock
 and bytes (``collab_preauth_*``, else 1008). Refusals are per doc (PermissionDenied with
 a reason; the socket and its other docs go on), except what concerns the socket itself:
 malformed frame 4400, flood 1008, nothing authorised within ``collab_auth_timeout_s``
-4401, draining 1012, a doc that cannot be loaded now 1013 (the provider reconnects).
+4401, draining 1012, a doc that cannot be loaded now 1013 (the provider reconnects), a
+doc refused by the admission gate 1013 with ``retry_after`` (api/sockets.py; the socket
+itself is refused with HTTP 503 before its handshake when the gate's line is full).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server import metrics
+from server.admission.gate import Busy
+from server.admission.line import retry_reason
 from server.api.access import access_to, doc_access, identify, origin_allowed
-from server.api.sockets import frame_bucket, refuse, settle
+from server.api.sockets import count_busy, frame_bucket, refuse, refuse_if_full, settle
 from server.auth.tokens import Claims, InvalidToken
 from server.context import AppContext
 from server.revocation.sockets import Held
@@ -304,6 +308,22 @@ class Connection:
         return room_id, doc_name, user.id, str(user.role), access, claims
 
     async def _authorise(self, doc: str, token: str, waiting: Waiting) -> None:
+        """A doc's admission, through the gate as a /yjs socket's: from its Auth to its
+        sync step 1. A doc refused by the gate closes the socket 1013 with
+        ``retry_after`` (the provider reconnects and sends its Auths again)."""
+        admission = self.ctx.admission
+        try:
+            ticket = await admission.enter()
+        except Busy as busy:
+            count_busy(busy)
+            self.peer.close(Close.TRY_LATER, retry_reason(busy))
+            return
+        try:
+            await self._admit(doc, token, waiting)
+        finally:
+            admission.leave(ticket)
+
+    async def _admit(self, doc: str, token: str, waiting: Waiting) -> None:
         ctx = self.ctx
         try:
             room_id, doc_name, user_id, role, access, claims = await self._check(doc, token)
@@ -490,6 +510,10 @@ def _report(task: asyncio.Task[None]) -> None:
 
 
 async def collab_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
+    # The socket carries no token yet: it waits in the admission line doc by doc (at
+    # each Auth); here it is only refused, before its handshake, when the line is full.
+    if not ctx.draining and await refuse_if_full(sock, ctx):
+        return
     await sock.accept()
     peer = Peer(sock, max_queue=ctx.settings.send_queue_frames)
     if ctx.draining:

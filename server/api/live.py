@@ -70,6 +70,7 @@ async def live_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
         peer.send(
             protocol.encode(_hello(ctx, info, conn, room, [m.to_wire() for m in history], high))
         )
+        admitted.through(ctx)  # the hello sent: the admission slot goes to the next
         conn.start(high)
         room.join_presence(conn)
         async for data in frames(sock, peer, frame_bucket(ctx), room.topic):

@@ -48,4 +48,6 @@ def readings(ctx: AppContext) -> Readings:
         outbox_pending=outbox.__len__,
         outbox_age_s=outbox.oldest_age,
         revocations=lambda: (revocations.closed, revocations.regraded),
+        admissions=lambda: (ctx.admission.in_flight, ctx.admission.waiting),
+        loads=lambda: (ctx.registry.loads.in_flight, ctx.registry.loads.waiting),
     )

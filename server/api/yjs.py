@@ -1,9 +1,11 @@
 """WebSocket ``/yjs/{room_id}/{doc_name}``: the y-websocket protocol.
 
-The order of a connection (the peer's state machine): accept → check the doc name, the
-Origin, the token (4401) and the permission table (auth "permission denied" + 4403) →
-may it be loaded (1013 past the node's memory budget, 1008 past the room's docs) →
-load the doc (1013 if it cannot be loaded) → join (server sends sync step 1) → frames.
+The order of a connection (the peer's state machine): a slot of the admission gate (503
+before the handshake when its line is full, 1013 after waiting too long) → accept →
+check the doc name, the Origin, the token (4401) and the permission table (auth
+"permission denied" + 4403) → may it be loaded (1013 past the node's memory budget,
+1008 past the room's docs) → load the doc (1013 if it cannot be loaded) → join (server
+sends sync step 1; the admission slot is freed) → frames.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ async def yjs_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
         return await refuse(peer, Close.TRY_LATER, str(exc))
     peer.joined()
     session = registry.join(live, peer)
+    admitted.through(ctx)  # sync step 1 sent: the admission slot goes to the next
     try:
         async for data in frames(sock, peer, frame_bucket(ctx), live.topic):
             try:

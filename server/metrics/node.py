@@ -31,6 +31,9 @@ class Readings:
     outbox_age_s: Callable[[], float]
     #: (sockets closed, sockets regraded read-only) by revocations on this node.
     revocations: Callable[[], tuple[int, int]]
+    #: (in flight, waiting): socket admissions (server/admission/), and doc loads.
+    admissions: Callable[[], tuple[int, int]] = lambda: (0, 0)
+    loads: Callable[[], tuple[int, int]] = lambda: (0, 0)
 
 
 #: Every endpoint and role, so a series exists (at 0) before its first socket: a
@@ -83,6 +86,14 @@ class NodeCollector(Collector):
             "How long the oldest message in the outbox has waited (0 when empty).",
             value=r.outbox_age_s(),
         )
+        for name, what, (in_flight, waiting) in (
+            ("atelier_admission", "Socket admissions (accept to first sync)", r.admissions()),
+            ("atelier_doc_loads", "Doc loads from the database", r.loads()),
+        ):
+            yield GaugeMetricFamily(f"{name}_in_flight", f"{what}: running now.", value=in_flight)
+            yield GaugeMetricFamily(
+                f"{name}_waiting", f"{what}: waiting for a slot, in line.", value=waiting
+            )
         closed, regraded = r.revocations()
         revocations = CounterMetricFamily(
             "atelier_revocations",

@@ -31,6 +31,7 @@ from contextvars import Context
 from typing import Any, Protocol
 
 from server import metrics
+from server.admission.loads import LoadBound
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
 from server.config import Settings
@@ -112,8 +113,15 @@ class RoomRegistry:
         self.fold: Fold | None = None
         self.budget = MemoryBudget(settings.memory_budget_mb)
         self.relay = Relay(self)
+        #: Doc loads at once (``admission_loads``): a storm of first opens must not
+        #: queue more reads than the database pool serves.
+        self.loads = LoadBound(settings.admission_loads)
         self.docs: Residency[tuple[str, str], LiveDoc] = Residency(
-            self.bus, self.relay.on_message, self, delay_s=settings.doc_unload_delay_s
+            self.bus,
+            self.relay.on_message,
+            self,
+            delay_s=settings.doc_unload_delay_s,
+            bound=self.loads,
         )
         watch.watch(self.relay.suspects, self.relay.purge)
         self._tasks: list[asyncio.Task[None]] = []

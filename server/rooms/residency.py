@@ -7,7 +7,9 @@ settling and using it mean:
 - ``open(key, make)``: the first caller creates the item and starts ONE load task;
   every caller (however many sockets arrive at once) awaits that same task. The load
   subscribes to the item's topic *first*, then reads the database (``keeper.load``), so
-  nothing published after the read is missed. A failed load removes the item (it is
+  nothing published after the read is missed. With a ``bound`` (the docs'
+  ``admission/loads.py``), at most so many loads run at once; the others wait in order.
+  A failed load removes the item (it is
   never served half-loaded) and unsubscribes; the next ``open`` tries again.
 - ``release(key, item)``: a user left. Once nobody has used the item for ``delay_s``
   (a reload or a reconnect keeps it warm), the unload runs: ``keeper.settle`` (flush,
@@ -30,6 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from contextvars import Context
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -77,8 +80,10 @@ class Residency(Generic[K, R]):
         *,
         delay_s: float,
         retry_s: float = 5.0,
+        bound: AbstractAsyncContextManager[None] | None = None,
     ) -> None:
         self.bus = bus
+        self.bound = bound
         self.on_message = on_message
         self.keeper = keeper
         self.delay_s = delay_s
@@ -121,8 +126,9 @@ class Residency(Generic[K, R]):
 
     async def _load(self, key: K, item: R) -> None:
         try:
-            await self.bus.subscribe(item.topic, self.on_message)
-            await self.keeper.load(item)
+            async with self.bound or contextlib.nullcontext():
+                await self.bus.subscribe(item.topic, self.on_message)
+                await self.keeper.load(item)
         except BaseException:
             if self.items.get(key) is item:
                 del self.items[key]

@@ -97,10 +97,11 @@ async def test_room_channel_story_against_a_real_server(atelier: Any) -> None:
     assert phases["rateLimit"]["retryAfter"] > 0
 
 
-@pytest.mark.parametrize("suite", ["markdown_test.mjs", "work_test.mjs"])
+@pytest.mark.parametrize("suite", ["markdown_test.mjs", "work_test.mjs", "retry_test.mjs"])
 async def test_client_helpers(suite: str) -> None:
-    """The message renderer, and the assignment screens' date and resource helpers (the
-    latter in Paris and in another zone: a due date typed there is the same instant)."""
+    """The message renderer, the retry delay a 1013 carries (retry.js), and the assignment
+    screens' date and resource helpers (the latter in Paris and in another zone: a due
+    date typed there is the same instant)."""
     node = require_client_demo()
     await _node_test(node, suite, {})
     if suite == "work_test.mjs":

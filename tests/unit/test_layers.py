@@ -17,11 +17,12 @@ SERVER = Path(__file__).resolve().parents[2] / "server"
 ALLOWED: dict[str, set[str]] = {
     "sync": set(),
     "transport": set(),
+    "admission": set(),
     "metrics": set(),
     "auth": {"config"},
     "bus": {"config"},
     "persistence": {"config"},
-    "rooms": {"bus", "config", "persistence", "sync", "transport"},
+    "rooms": {"admission", "bus", "config", "persistence", "sync", "transport"},
     "live": {"bus", "config", "persistence", "rooms", "transport"},
     "progress": {"config", "persistence", "rooms", "sync"},
     "notifications": {"config", "persistence"},
@@ -31,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "roster": {"config", "persistence"},
     "privacy": {"bus", "config", "persistence", "progress", "revocation", "sessions"},
     "api": {
+        "admission",
         "assignments",
         "auth",
         "context",
@@ -52,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
 #: Third-party packages a layer must not touch: sync/ is sans-I/O.
 FORBIDDEN_LIBS: dict[str, set[str]] = {
     "sync": {"asyncio", "starlette", "uvicorn", "redis", "sqlalchemy", "sqlmodel"},
+    "admission": {"starlette", "uvicorn", "redis", "sqlalchemy", "sqlmodel"},
     "rooms": {"starlette", "uvicorn", "redis", "sqlalchemy"},
     "live": {"starlette", "uvicorn", "redis", "sqlalchemy"},
     "progress": {"starlette", "uvicorn", "redis", "sqlalchemy"},
