@@ -202,7 +202,8 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
             preexec_fn=peers.raise_nofile,
         )
         lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_reader, args=(proc, lines), daemon=True).start()
+        reader = threading.Thread(target=_reader, args=(proc, lines), daemon=True)
+        reader.start()
         points: list[dict] = []
         result: dict | None = None
         # the generator's own deadline is shorter; this one only guards a hung generator
@@ -237,6 +238,9 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+            reader.join(5)
+            with suppress(Exception):
+                proc.stdout.close()  # type: ignore[union-attr]
             sampler.stop()
         record["result"] = result
         record["points"] = points
@@ -364,3 +368,122 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------ latest.md section
+def _pair(h: dict | None) -> str:
+    if not h or not h.get("n"):
+        return "–"
+    return f"{h['p50']:,.1f} / {h['p99']:,.1f}"
+
+
+def report_lines(runs: list[dict], quick: bool = False) -> list[str]:
+    """The "school day" section of bench/results/latest.md (bench/report.py calls it)."""
+    if not runs:
+        return []
+    first = (runs[0].get("result") or {}).get("layout") or {}
+    P = runs[0].get("plan") or {}
+    L = [
+        "## A school day (issue 15, part 4)",
+        "",
+        f"`bench/schoolday.py` + `bench/loadgen/schoolday.mjs`{' (QUICK: a smaller day)' if quick else ''}: "  # noqa: E501
+        f"both demo classes, {first.get('tabs')} browser tabs, **{first.get('sockets'):,} sockets** on "  # noqa: E501
+        f"{first.get('docs')} docs ({P.get('docsPerGroup')} per group, {P.get('classDocs')} per class) "  # noqa: E501
+        "and the room channels; all sockets of a room on one node (room k → node k % 2). "
+        f"08:00 storm within {P.get('stormWindowMs', 0) / 1000:g} s; {P.get('lessons')} lessons "
+        f"of {P.get('lessonMs', 0) / 1000:g} s (students type ≈ 3 updates/s each in bursts at 8/s, "
+        "chat on the group and class channels inside the chat limit, presence typing on/off, a "
+        "teacher console per class: the class channel's progress events plus a socket on every "
+        f"group doc); breaks of {P.get('breakMs', 0) / 1000:g} s where 30 % of the tabs drop "
+        "and come back after a jittered delay; then everyone leaves. Atelier: 2 nodes, Redis + "
+        "PostgreSQL. The peers run the doc part only (no chat, presence or console): Hocuspocus "
+        "×2 on Redis; **y-websocket ×1: it cannot share a room between nodes**, so one node holds "
+        "the whole school. Missing must be 0 (doc: per writer seq, cumulative; chat: every "
+        "accepted message id at every member socket). Connects/s of a break is the jittered "
+        "arrival rate; its time to synced is the figure.",
+        "",
+        "| server | phase | doc p50 / p99 ms | doc updates sent → delivered | doc missing | "
+        "chat p50 / p99 ms | chat delivered | chat missing | synced / sockets | connects/s | "
+        "time to synced p50 / p99 ms | retries / failed | CPU % per node | RSS MiB per node |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for rec in runs:
+        r = rec.get("result") or {}
+        server = rec["server"]
+        nodes = (r.get("layout") or {}).get("nodes")
+        rss_at = {p["point"]: p.get("rss_mib") or {} for p in rec.get("points") or []}
+        for name, p in (r.get("phases") or {}).items():
+            cpu = (rec.get("per_phase") or {}).get(name) or {}
+            cpus = " / ".join(
+                "–" if v.get("cpu_pct") is None else f"{v['cpu_pct']:.0f}"
+                for v in cpu.values()
+                if isinstance(v, dict)
+            )
+            rss = " / ".join(f"{v:.0f}" for v in rss_at.get(name, {}).values())
+            cells = ["–"] * 10
+            if "doc" in p:
+                d = p["doc"]
+                cells[0] = _pair(d["latencyMs"])
+                cells[1] = f"{d['sent']:,} → {d['deliveredInPhase']:,}"
+                cells[2] = f"**{d['missing']:,}**" if d["missing"] else "0"
+                if "chat" in p:
+                    c = p["chat"]
+                    cells[3] = _pair(c["latencyMs"])
+                    cells[4] = f"{c['delivered']:,} of {c['expected']:,}"
+                    lost = c["missing"] + c["unacknowledged"]
+                    cells[5] = f"**{lost:,}**" if lost else "0"
+            if "synced" in p:
+                cells[6] = f"{p['synced']:,} / {p['sockets']:,}"
+                cells[7] = f"{p['perSecond']:,}" if p.get("perSecond") is not None else "–"
+                cells[8] = _pair(p["timeToSyncedMs"])
+                cells[9] = f"{p['retries']} / {p['failed']}"
+            label = f"{server} ×{nodes}" if name == "storm" else ""
+            w = "| " + " | ".join([label, name, *cells, cpus, rss]) + " |"
+            L.append(w)
+    L.append("")
+    L.append(
+        "**Memory check** (RSS of each node at the end of the last lesson against the end of "
+        "the lesson before; issue 15 asks for 10 %):"
+    )
+    L.append("")
+    L.append("| server | node | RSS before, MiB | RSS after, MiB | ratio | held |")
+    L.append("|---|---|---:|---:|---:|---|")
+    for rec in runs:
+        mc = rec.get("memory_check")
+        if not mc:
+            L.append(f"| {rec['server']} | – | – | – | – | no figure |")
+            continue
+        before, after = mc["compared"]
+        for node, ratio in mc["ratio"].items():
+            ok = abs(ratio - 1) <= mc["tolerance"]
+            L.append(
+                f"| {rec['server']} | {node} | {mc['rss_mib'][before][node]:.1f} | "
+                f"{mc['rss_mib'][after][node]:.1f} | {ratio:.3f} | {'yes' if ok else '**NO**'} |"
+            )
+    L.append("")
+    for rec in runs:
+        r = rec.get("result") or {}
+        notes = []
+        if not r.get("ok"):
+            notes.append(f"**not ok** ({rec.get('error') or r.get('error') or 'see the table'})")
+        for name, p in (r.get("phases") or {}).items():
+            if "console" in p:
+                c = p["console"]
+                notes.append(
+                    f"{name}: teacher consoles got {c['progressFrames']} progress events on "
+                    f"{c['progressDocs']} docs, covering {c['docsCovered']} of the "
+                    f"{c['docsTyped']} group docs typed in; presence "
+                    f"{p['presence']['framesOut']} frames out, {p['presence']['framesIn']} in"
+                )
+        if r.get("chatLeaksToParents"):
+            notes.append(f"**{r['chatLeaksToParents']} chat messages reached a parent**")
+        notes.append(f"close codes {r.get('closes')}; errors {r.get('errors') or 'none'}")
+        gen = r.get("generator") or {}
+        notes.append(
+            f"generator {gen.get('cpuS')} CPU s, loop delay p99 {gen.get('loopDelayP99Ms')} ms"
+        )
+        if rec.get("server_tracebacks"):
+            notes.append(f"server tracebacks: {len(rec['server_tracebacks'])} (in the raw record)")
+        L.append(f"- **{rec['server']}**: " + "; ".join(notes) + ".")
+    L.append("")
+    return L

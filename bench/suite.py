@@ -10,7 +10,9 @@ Order of work (≤ 15 minutes on 2 cores):
    server each;
 4. cross-node: 2 and 3 Atelier nodes (PostgreSQL + Redis) and 2 Hocuspocus nodes on
    Redis; Redis bytes per update from INFO stats;
-5. Atelier only: chat fan-out (1 node) and presence bus traffic (2 nodes).
+5. Atelier only: chat fan-out (1 node) and presence bus traffic (2 nodes);
+6. a school day (bench/schoolday.py): Atelier ×2 on Redis + PostgreSQL, Hocuspocus ×2 on
+   Redis, y-websocket ×1, the same storm, lessons and breaks.
 Every record goes to bench/results/raw/suite-<stamp>.json; bench/report.py writes
 bench/results/latest.md and latest.png from it.
 
@@ -37,7 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import peers
+from bench import peers, schoolday
 from bench.run_load import (
     LOADGEN_DIR,
     RAW_DIR,
@@ -95,6 +97,7 @@ def plan(quick: bool) -> dict[str, Any]:
         "chat_rates": [5] if quick else [10, 40],
         "chat_duration_s": 3.0 if quick else 8.0,
         "cross_duration_s": 2.0 if quick else 4.0,
+        "schoolday": schoolday.plan(quick),
     }
 
 
@@ -600,6 +603,11 @@ def run_chat(P: dict, out: dict) -> None:
     out["presence"]["server_log_problems"] = info.get("server_log_problems", [])
 
 
+# ------------------------------------------------------------------ a school day
+def run_schoolday(P: dict, out: dict) -> None:
+    out["schoolday"] = schoolday.run_all(P["schoolday"], schoolday.SERVERS)
+
+
 # ------------------------------------------------------------------ machine + versions
 def machine() -> dict:
     m: dict[str, Any] = {
@@ -666,6 +674,7 @@ PARTS = {
     "bigdoc": run_bigdoc,
     "cross": run_cross,
     "chat": run_chat,
+    "schoolday": run_schoolday,
 }
 
 

@@ -623,7 +623,7 @@ async function lesson (n) {
     }
   }
   const prog = day.progress[name] || { frames: 0, docs: new Set() }
-  const classDocsTyped = [...typed].filter((p) => !cfg.school.classes.some((c) => p.startsWith(`${c.id}/`)))
+  const groupDocsTyped = [...typed].filter((p) => !cfg.school.classes.some((c) => p.startsWith(`${c.id}/`)))
   phases[name] = {
     ms: Math.round(now() - t0),
     doc: {
@@ -648,14 +648,15 @@ async function lesson (n) {
             latencyMs: hSummary(lat(day.chatLat, name))
           },
           presence: { framesOut: presenceOut, framesIn: day.presenceIn[name] || 0 },
-          console: { progressFrames: prog.frames, docsCovered: prog.docs.size, docsTyped: classDocsTyped.length }
+          // every group doc typed in during the lesson should show on its class's console
+          console: { progressFrames: prog.frames, progressDocs: prog.docs.size, docsTyped: groupDocsTyped.length, docsCovered: groupDocsTyped.filter((p) => prog.docs.has(p)).length }
         }
       : {}),
     unexpectedCloses: day.unexpected[name] || 0
   }
   const ph = phases[name]
   log(`${name}: doc p50/p99 ${ph.doc.latencyMs.p50}/${ph.doc.latencyMs.p99} ms, ${sent} sent, missing ${missing}` +
-    (ATELIER ? ` | chat p50/p99 ${ph.chat.latencyMs.p50}/${ph.chat.latencyMs.p99} ms, ${ph.chat.acked} posts, missing ${ph.chat.missing} | progress ${prog.frames} frames, ${prog.docs.size}/${classDocsTyped.length} docs` : ''))
+    (ATELIER ? ` | chat p50/p99 ${ph.chat.latencyMs.p50}/${ph.chat.latencyMs.p99} ms, ${ph.chat.acked} posts, missing ${ph.chat.missing} | progress ${prog.frames} frames, ${ph.console.docsCovered}/${ph.console.docsTyped} docs typed in` : ''))
   if (missing || (ATELIER && (ph.chat.missing || ph.chat.unacknowledged))) log(`!!! ${name}: SOMETHING IS MISSING`)
 }
 
