@@ -30,11 +30,13 @@ import json
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from bench import peers
@@ -132,6 +134,8 @@ def day_target(
             try:
                 yield urls, pids, info, servers[0].token
             finally:
+                # a node that died on its own: its exit status (-9 killed, -11 segfault, …)
+                info["exit_codes"] = {f"node{i}": s.proc.poll() for i, s in enumerate(servers)}
                 info["tracebacks"] = tracebacks("\n".join(s.all_logs() for s in servers))
     elif server == "hocuspocus":
         with peers.hocuspocus_target(2, sqlite=False, redis_url=REDIS_SERVER, prefix=prefix) as (
@@ -148,6 +152,14 @@ def day_target(
             yield urls, pids, info, lambda user: ""
     else:
         raise ValueError(server)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except OSError:
+        return False
 
 
 def tracebacks(text: str, most: int = 3) -> list[str]:
@@ -193,8 +205,12 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
         time.sleep(1.0)
         sampler = Sampler(pids)
         sampler.start()
+        # the config holds tokens: a file readable by us alone, not the command line (ps)
+        cfg_file = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="schoolday-")
+        cfg_file.write(json.dumps(cfg))
+        cfg_file.flush()
         proc = subprocess.Popen(
-            ["node", "schoolday.mjs", json.dumps(cfg)],
+            ["node", "schoolday.mjs", cfg_file.name],
             cwd=LOADGEN_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -226,6 +242,13 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
                     msg["t_driver"] = time.time()
                     points.append(msg)
                     log(f"{server} at {msg['point']}: {msg['open']} open, RSS {msg['rss_mib']}")
+                    dead = [name for name, pid in pids.items() if not _alive(pid)]
+                    if dead:
+                        record["error"] = f"node(s) {dead} died before {msg['point']}"
+                        log(f"!!! {record['error']}: stopping the day")
+                        proc.stdin.write("stop\n")  # type: ignore[union-attr]
+                        proc.stdin.flush()  # type: ignore[union-attr]
+                        continue
                     proc.stdin.write("go\n")  # type: ignore[union-attr]
                     proc.stdin.flush()  # type: ignore[union-attr]
                 else:
@@ -239,6 +262,7 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
                 proc.kill()
                 proc.wait(5)
             reader.join(5)
+            cfg_file.close()
             with suppress(Exception):
                 proc.stdout.close()  # type: ignore[union-attr]
             sampler.stop()
@@ -249,6 +273,7 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
         record["target"] = {k: v for k, v in info.items() if not k.startswith("_")}
     record["server_log_problems"] = info.get("server_log_problems", [])
     record["server_tracebacks"] = info.get("tracebacks", [])
+    record["server_exit_codes"] = info.get("exit_codes", {})
     return record
 
 
