@@ -572,20 +572,21 @@ async function lesson (n) {
       }
       if (cfg.presence && slot.live && slot.live.frame({ t: 'presence', doc: slot.doc, typing: false })) presenceOut++
       const pause = Math.max(0, n / slot.rate - n / cfg.burstRate)
-      await sleep(pause * (0.5 + rand()))
+      await sleep(Math.min(pause * (0.5 + rand()), end - now()))
     }
   }
   const teacher = async (slot) => {
     await sleep(rand() * 1000)
-    while (now() < end) { slot.sock.type(); await sleep((1000 / slot.rate) * (0.5 + rand())) }
+    while (now() < end) { slot.sock.type(); await sleep(Math.min((1000 / slot.rate) * (0.5 + rand()), end - now())) }
   }
   const chatter = async (p) => {
     // Poisson-ish gaps, well inside the chat limit (20 a minute, burst 5, per user and room)
-    await sleep(rand() * p.meanMs)
+    const until = (ms) => sleep(Math.min(ms, end - now())) // never past the lesson's end
+    await until(rand() * p.meanMs)
     let k = 0
     while (now() < end) {
       p.sock.post(p.user, `${n}.${p.sock.room}.${k++}`)
-      await sleep(p.meanMs * (0.5 + rand()))
+      await until(p.meanMs * (0.5 + rand()))
     }
   }
   await Promise.all([...writerSlots.map(typist), ...teacherSlots.map(teacher), ...posters.map(chatter)])
