@@ -571,8 +571,8 @@ async function lesson (n) {
         await sleep(1000 / cfg.burstRate)
       }
       if (cfg.presence && slot.live && slot.live.frame({ t: 'presence', doc: slot.doc, typing: false })) presenceOut++
-      const pause = Math.max(0, n / slot.rate - n / cfg.burstRate)
-      await sleep(Math.min(pause * (0.5 + rand()), end - now()))
+      const pauseMs = Math.max(0, n / slot.rate - n / cfg.burstRate) * 1000
+      await sleep(Math.min(pauseMs * (0.5 + rand()), end - now()))
     }
   }
   const teacher = async (slot) => {
