@@ -415,6 +415,11 @@ def write_report(raw_path: Path) -> None:
         if pr.get("errors"):
             w(f"Errors: {pr['errors']}")
             w("")
+    # ---------------------------------------------------------------- a school day
+    if d.get("schoolday"):
+        from bench.schoolday import report_lines
+
+        L.extend(report_lines(d["schoolday"], bool(d.get("quick"))))
     # ---------------------------------------------------------------- problems
     probs = []
     for srv, lst in (d.get("server_log_problems_1n") or {}).items():

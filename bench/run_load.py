@@ -134,7 +134,9 @@ class Sampler(threading.Thread):
 
 # ------------------------------------------------------------------ targets
 def ensure_loadgen() -> None:
-    if (LOADGEN_DIR / "node_modules" / "yjs").exists():
+    modules = LOADGEN_DIR / "node_modules"
+    # every package of package.json: a node_modules from before a new one was added is redone
+    if all((modules / pkg).exists() for pkg in ("yjs", "ws", "@msgpack/msgpack")):
         return
     log("npm ci in bench/loadgen")
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LOADGEN_DIR, check=True)

@@ -10,9 +10,11 @@ Order of work (≤ 15 minutes on 2 cores):
    server each;
 4. cross-node: 2 and 3 Atelier nodes (PostgreSQL + Redis) and 2 Hocuspocus nodes on
    Redis; Redis bytes per update from INFO stats;
-5. Atelier only: chat fan-out (1 node) and presence bus traffic (2 nodes).
+5. Atelier only: chat fan-out (1 node) and presence bus traffic (2 nodes);
 6. connection storms (bench/storm.py): 10,000 sockets at once on one fresh node of each
-   server; then 2 Atelier and 2 Hocuspocus nodes behind nginx, one SIGKILLed.
+   server; then 2 Atelier and 2 Hocuspocus nodes behind nginx, one SIGKILLed;
+7. a school day (bench/schoolday.py): Atelier ×2 on Redis + PostgreSQL, Hocuspocus ×2 on
+   Redis, y-websocket ×1, the same storm, lessons and breaks.
 Every record goes to bench/results/raw/suite-<stamp>.json; bench/report.py writes
 bench/results/latest.md and latest.png from it.
 
@@ -39,7 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import peers
+from bench import peers, schoolday
 from bench.run_load import (
     LOADGEN_DIR,
     RAW_DIR,
@@ -113,6 +115,7 @@ def plan(quick: bool) -> dict[str, Any]:
             "processes": 2,
             "deadline_s": 45 if quick else 90,
         },
+        "schoolday": schoolday.plan(quick),
     }
 
 
@@ -618,6 +621,11 @@ def run_chat(P: dict, out: dict) -> None:
     out["presence"]["server_log_problems"] = info.get("server_log_problems", [])
 
 
+# ------------------------------------------------------------------ a school day
+def run_schoolday(P: dict, out: dict) -> None:
+    out["schoolday"] = schoolday.run_all(P["schoolday"], schoolday.SERVERS)
+
+
 # ------------------------------------------------------------------ machine + versions
 def machine() -> dict:
     m: dict[str, Any] = {
@@ -686,6 +694,7 @@ PARTS = {
     "chat": run_chat,
     "storm": run_storm,
     "failover": run_failover,
+    "schoolday": run_schoolday,
 }
 
 
