@@ -12,7 +12,7 @@ from server.admission.line import Admission
 from server.assignments.service import Assignments
 from server.auth.tokens import Verifier
 from server.bus.base import Bus
-from server.cache import Loads, roster_cache
+from server.cache import Loads, NoCache, roster_cache
 from server.config import Settings
 from server.live.hub import LiveHub
 from server.persistence.chat import ChatStore
@@ -61,6 +61,9 @@ class AppContext:
     #: The caches' loads: concurrent misses of one key share one read (server/cache.py).
     user_loads: Loads[str, UserInfo | None] = field(init=False)
     access_loads: Loads[tuple[str, str], tuple[RoomInfo | None, RoomAccess]] = field(init=False)
+    #: A room's naming policy: never cached (a change applies to the next join), but the
+    #: joins in flight for one room share one read.
+    policy_loads: Loads[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -75,6 +78,7 @@ class AppContext:
         self.access_cache = roster_cache(self.settings.roster_cache_s)
         self.user_loads = Loads(self.user_cache)
         self.access_loads = Loads(self.access_cache)
+        self.policy_loads = Loads(NoCache())
 
     def forget(self, users: Iterable[str]) -> None:
         """Drop what this node cached of these users' roster entries and access."""

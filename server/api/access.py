@@ -24,7 +24,8 @@ Naming = Callable[[str, str, str], str]
 async def naming(ctx: AppContext, room_id: str) -> Naming:
     """How the room shows a user: ``(user_id, role, display_name) → name``, under the
     room's ``presence_names`` policy (one database read)."""
-    names = await policy.presence_names(ctx.engine, room_id)
+    # Shared with the joins in flight for the room (a class coming back at once): one read.
+    names = await ctx.policy_loads.get(room_id, lambda: policy.presence_names(ctx.engine, room_id))
     if names == "full":
         return lambda user_id, role, display_name: display_name
     key = pseudonym_key(ctx.jwt_secret)
