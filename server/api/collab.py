@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server import metrics
-from server.admission.gate import Busy
+from server.admission.gate import Busy, Ticket
 from server.admission.line import retry_reason
 from server.api.access import access_to, doc_access, identify, origin_allowed
 from server.api.sockets import count_busy, frame_bucket, refuse, refuse_if_full, settle
@@ -319,11 +319,11 @@ class Connection:
             self.peer.close(Close.TRY_LATER, retry_reason(busy))
             return
         try:
-            await self._admit(doc, token, waiting)
+            await self._admit(doc, token, waiting, ticket)
         finally:
             admission.leave(ticket)
 
-    async def _admit(self, doc: str, token: str, waiting: Waiting) -> None:
+    async def _admit(self, doc: str, token: str, waiting: Waiting, ticket: Ticket) -> None:
         ctx = self.ctx
         try:
             room_id, doc_name, user_id, role, access, claims = await self._check(doc, token)
@@ -358,6 +358,8 @@ class Connection:
             peer.authorise(UserId(user_id), access)
             peer.joined()
             self.sock.forget_handshake()
+        if not ctx.registry.resident(room_id, doc_name):
+            ctx.admission.leave(ticket)  # a doc load is waited for outside the gate (/yjs)
         try:
             live = await ctx.registry.open(room_id, doc_name)
         except DocLoadError as exc:

@@ -43,6 +43,10 @@ async def yjs_endpoint(sock: ClientSocket, ctx: AppContext) -> None:
     if refusal is not None:
         admitted.release(ctx)
         return await refuse(peer, *refusal)
+    if not registry.resident(room_id, doc_name):
+        # Waiting for a doc's load is not work of this node: the slot goes to the next
+        # socket (most, at 08:00, open docs already here), the load is bounded apart.
+        admitted.through(ctx)
     try:
         live = await registry.open(room_id, doc_name)
     except DocLoadError as exc:

@@ -180,6 +180,11 @@ class RoomRegistry:
         except Exception as exc:
             raise DocLoadError("document unavailable, retry later") from exc
 
+    def resident(self, room_id: str, doc_name: str) -> bool:
+        """The doc is loaded here and ready: opening it waits on nothing."""
+        live = self.docs.get((room_id, doc_name))
+        return live is not None and live.ready
+
     async def may_load(self, room_id: str, doc_name: str) -> tuple[Close, str] | None:
         """Before a socket opens a doc: None, or the close code and reason refusing it.
 
