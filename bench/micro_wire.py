@@ -7,8 +7,8 @@ bytes. The writer's frames go through ``RoomRegistry.frame`` as in ``bench.micro
 the event loop is given a turn every ``--per-turn`` updates, as a served node does
 between reads: 1 is a quiet node (every frame its own write), more is a busy one (a
 turn's frames to one socket can share a write). The figure is the CPU time of this
-process per update (``time.process_time``: user + system, so the send syscalls count,
-and a neighbour's load does not), median over the repeats.
+process per update, on uvloop as served (``time.process_time``: user + system, so the
+send syscalls count, and a neighbour's load does not), median over the repeats.
 
 Usage: python -m bench.micro_wire [--peers 30] [--updates 5000] [--repeat 5]
                                   [--per-turn 1,4]
@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import uvicorn
@@ -166,6 +166,15 @@ async def run(peers: int, updates: int, repeat: int, per_turn: int) -> list[floa
     return cpu_us
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed, as ``atelier serve`` runs (server/cli.py: loop="auto")."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--peers", type=int, default=30)
@@ -176,7 +185,8 @@ def main() -> None:
     ensure_loadgen()  # the reader is Node's ws, from bench/loadgen
     results = {}
     for per_turn in [int(x) for x in args.per_turn.split(",")]:
-        cpu = asyncio.run(run(args.peers, args.updates, args.repeat, per_turn))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            cpu = runner.run(run(args.peers, args.updates, args.repeat, per_turn))
         results[per_turn] = cpu
         print(
             f"{per_turn} update(s) per loop turn, written to {args.peers} sockets: "
