@@ -157,6 +157,10 @@ def binary_frame(data: bytes) -> bytes:
     return b"\x82\x7f" + n.to_bytes(8, "big") + data
 
 
+#: A socket's frames of one turn are written at once past this many bytes: the
+#: transport's default high-water mark (64 KiB), where flow control starts.
+PENDING_MAX_BYTES = 64 * 1024
+
 #: The last payload framed and its frame: a fan-out hands every socket the same bytes
 #: object, so its header is made once, and every socket writes the same frame.
 _FRAMED: list[bytes] = [b"", binary_frame(b"")]
@@ -213,6 +217,7 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         self._data_since_ping = False
         #: Frames taken by send_now in this loop turn, written by the loop's flusher.
         self._pending: list[bytes] | None = None
+        self._pending_bytes = 0
         self._flusher = _flusher_for(self.loop)
         #: No extension on this socket: a frame's bytes are the same for every socket.
         self._plain = True
@@ -290,9 +295,16 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         pending = self._pending
         if pending is None:
             self._pending = [wire]
+            self._pending_bytes = len(wire)
             self._flusher.add(self)
         else:
             pending.append(wire)
+            self._pending_bytes += len(wire)
+        if self._pending_bytes >= PENDING_MAX_BYTES:
+            # A long turn (a burst from the bus, a big paste): written now, so that the
+            # transport's flow control (pause_writing → the peer's bounded queue → 1013)
+            # sees it as it did frame by frame.
+            self.flush()
         return True
 
     def flush(self) -> None:

@@ -77,10 +77,9 @@ async def serve(endpoint: Endpoint, *, deflate: bool = False) -> AsyncIterator[s
             await task
 
 
-def payload(i: int) -> bytes:
-    # Small, medium and large frames mixed: every header length in one write.
-    size = (10, 300, 70000)[i % 3]
-    return i.to_bytes(4, "big") + bytes([i % 256]) * size
+def payload(i: int, sizes: tuple[int, ...] = (10, 300, 3000)) -> bytes:
+    # Frames of several sizes mixed in one write (the 7- and 16-bit length headers).
+    return i.to_bytes(4, "big") + bytes([i % 256]) * sizes[i % len(sizes)]
 
 
 async def receive_until_closed(client: websockets.ClientConnection) -> list[bytes]:
@@ -164,3 +163,25 @@ async def test_a_fan_out_to_many_sockets_reaches_each_in_order() -> None:
 
     expected = [payload(i) for i in range(n_frames)]
     assert all(result == expected for result in results)
+
+
+async def test_a_turn_past_the_pending_bound_is_written_as_it_goes() -> None:
+    """A turn that gives one socket more than PENDING_MAX_BYTES (a burst, a big doc) is
+    written as it grows, so the transport's flow control sees it: more than one write,
+    every frame still there and in order (the 64-bit length header included)."""
+    big = (10, 70000, 300)
+    counted: dict[str, int] = {}
+
+    async def endpoint(sock: ClientSocket) -> None:
+        writes0 = WRITES.writes
+        assert all(sock.send_now(payload(i, big)) for i in range(12))  # ~280 KB, one turn
+        counted["writes"] = WRITES.writes - writes0
+        await sock.close(1000, "done")
+
+    async with serve(endpoint) as url:
+        async with asyncio.timeout(WAIT_S):
+            async with websockets.connect(url, open_timeout=WAIT_S, max_size=None) as client:
+                got = await receive_until_closed(client)
+
+    assert got == [payload(i, big) for i in range(12)]
+    assert counted["writes"] == 4  # each 70 KB frame took its socket past the bound
