@@ -82,6 +82,21 @@ class DocTraffic:
 
 
 TRAFFIC = DocTraffic()
+
+
+class SocketWrites:
+    """The direct send path (transport/protocol.py): frames it took, and the socket
+    writes that carried them — one per socket per loop turn with frames for it, so
+    ``frames / writes`` is how much a turn's frames were coalesced."""
+
+    __slots__ = ("frames", "writes")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.writes = 0
+
+
+WRITES = SocketWrites()
 #: Decode, check and apply of a client's update (its whole frame), or apply of a bus one.
 APPLY_CLIENT = Timing()
 APPLY_BUS = Timing()
@@ -119,6 +134,17 @@ class HotCollector(Collector):
             "atelier_doc_bytes_sent",
             "Bytes of the doc frames handed to this node's sockets by fan-out.",
             value=t.bytes_out,
+        )
+        yield CounterMetricFamily(
+            "atelier_direct_frames_sent",
+            "Frames taken by the direct (await-free) send path, to any socket.",
+            value=WRITES.frames,
+        )
+        yield CounterMetricFamily(
+            "atelier_direct_writes",
+            "Socket writes made by the direct send path: one per socket per event-loop "
+            "turn that had frames for it (frames_sent / writes: frames per write).",
+            value=WRITES.writes,
         )
         for name, doc, client, bus in (
             (

@@ -5,9 +5,10 @@ States (illegal transitions raise, they never guess)::
     CONNECTING ──authorise──▶ AUTHORISED ──join──▶ JOINED ──close──▶ CLOSING ──▶ CLOSED
          └───────────────────────┴──────────────────────┴──close──▶ CLOSING
 
-Sending never awaits the socket. ``send`` writes the frame to the transport at once when
-it can (``Transport.send_now``: nothing queued before it, the socket not paused by
-back-pressure); otherwise it puts the frame on a bounded queue that a writer task drains,
+Sending never awaits the socket. ``send`` hands the frame to the transport's direct path
+when it can (``Transport.send_now``: nothing queued before it, the socket not paused by
+back-pressure; written with the socket's other frames of the loop turn, see
+transport/protocol.py); otherwise it puts the frame on a bounded queue that a writer task drains,
 started only when needed. So broadcasting to a room is a loop of writes, and a slow
 laptop on a weak link cannot slow its room: once its queue is full it is closed with
 1013 and resyncs on reconnect (the client is a replica; nothing is lost).

@@ -1,17 +1,31 @@
 """uvicorn's websockets-sansio protocol, tuned for many long-lived, mostly idle sockets.
 
-Two changes, both measured (bench/memory.py, py-spy on bench/run_load.py):
+Four changes, each measured (bench/memory.py, py-spy on bench/run_load.py):
 
 - **A synchronous send for the broadcast path.** Through ASGI, every frame to every
   socket is an awaited ``send`` — a task switch per socket per update, most of the
   server's time in a classroom. The ASGI ``send`` uvicorn hands the app is this
   protocol's bound method, so the edge (``transport/edge.py``) finds the protocol behind
-  a socket without any scope key, and a peer can write a frame at once: ``send_now``
-  frames it with the sans-I/O protocol and hands the bytes to the transport, no task,
-  no await. It
-  refuses (returns False) whenever the ordinary path must be used — before the handshake
-  completes, once closing, and while the transport is paused for back-pressure — so
-  ordering and flow control stay uvicorn's own.
+  a socket without any scope key, and a peer can send a frame without an await:
+  ``send_now`` takes it, no task, no await. It refuses (returns False) whenever the
+  ordinary path must be used — before the handshake completes, once closing, and while
+  the transport is paused for back-pressure — so flow control stays uvicorn's own.
+- **Framed once, written once per turn** (issue 15; py-spy on the heavy scenario: the
+  send syscall, one per frame per socket, was 40 % of the event loop, and websockets'
+  ``send_binary`` → ``send_frame`` → ``serialize`` → ``data_to_send`` another 12 %).
+  A server's frames are unmasked, so without an extension (``ws_deflate`` off, the
+  default) a payload's frame is the same bytes for every socket: ``send_now`` makes the
+  header once per fan-out (``binary_frame``, a one-entry memo keyed by the payload
+  object) and appends the frame to the socket's pending list. The loop's ``_Flusher``
+  writes every socket's pending frames as one ``transport.write`` at the start of the
+  next turn (one ``call_soon`` a turn for the whole node), before the tasks woken by
+  that turn's reads: a frame waits for the rest of its turn, never more. When the loop
+  is busy, turns are long and one write carries several frames: the busier the node,
+  the fewer syscalls per frame. Order per socket holds: the ordinary path (``send``: a
+  queued frame, a close) writes what is pending first; once a close frame is out,
+  pending data is dropped (it may not follow a close; the client resyncs). With an
+  extension each socket's frames go through websockets as before, then the same
+  pending list.
 - **Less memory per idle socket.** uvicorn keeps, for the life of each socket, an
   ``asyncio.Queue`` (three deques of ~760 bytes each) with at most one item in it (reads
   pause after each message), an ``asyncio.Event`` (another deque), and the handshake's
@@ -45,6 +59,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server import metrics
+from server.metrics.hot import WRITES
 
 log = logging.getLogger(__name__)
 _WS_LOG = logging.getLogger("websockets.server")
@@ -132,6 +147,67 @@ class _Event:
         await fut
 
 
+def binary_frame(data: bytes) -> bytes:
+    """``data`` as one final, unmasked binary frame (RFC 6455 section 5.2): the bytes
+    websockets' ``send_binary`` writes for a server socket without extensions."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x82, n)) + data
+    if n < 0x10000:
+        return b"\x82\x7e" + n.to_bytes(2, "big") + data
+    return b"\x82\x7f" + n.to_bytes(8, "big") + data
+
+
+#: A socket's frames of one turn are written at once past this many bytes: the
+#: transport's default high-water mark (64 KiB), where flow control starts.
+PENDING_MAX_BYTES = 64 * 1024
+
+#: The last payload framed and its frame: a fan-out hands every socket the same bytes
+#: object, so its header is made once, and every socket writes the same frame.
+_FRAMED: list[bytes] = [b"", binary_frame(b"")]
+
+
+class _Flusher:
+    """The sockets given frames in this loop turn, written once each at the next turn.
+
+    One ``call_soon`` a turn for the whole node. It runs before the tasks woken by the
+    next poll of the sockets, so a frame waits for the rest of its turn, never longer.
+    """
+
+    __slots__ = ("dirty", "loop", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[AtelierWebSocketProtocol] = []
+        self.scheduled = False
+
+    def add(self, protocol: AtelierWebSocketProtocol) -> None:
+        self.dirty.append(protocol)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.run)
+
+    def run(self) -> None:
+        self.scheduled = False
+        dirty, self.dirty = self.dirty, []
+        for protocol in dirty:
+            try:
+                protocol.flush()
+            except Exception:  # one broken socket must not keep the others' frames
+                log.debug("flush failed", exc_info=True)
+
+
+_flusher: _Flusher | None = None
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    """The loop's flusher (a server has one loop; tests start one loop after another)."""
+    global _flusher
+    if _flusher is None or _flusher.loop is not loop:
+        _flusher = _Flusher(loop)
+    return _flusher
+
+
 class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -144,6 +220,20 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         writable.set()
         self.writable = writable  # type: ignore[assignment]
         self._data_since_ping = False
+        #: Frames taken by send_now in this loop turn, written by the loop's flusher.
+        self._pending: list[bytes] | None = None
+        self._pending_bytes = 0
+        self._flusher = _flusher_for(self.loop)
+        #: No extension on this socket: a frame's bytes are the same for every socket.
+        self._plain = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._pending = None
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        self.flush()  # the server stops: what was taken goes out before the 1012 close
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         self._data_since_ping = True
@@ -164,6 +254,10 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         super().keepalive_timeout()
 
     async def send(self, message):  # type: ignore[no-untyped-def]
+        # The ordinary path (a queued frame, a close, the accept) writes at once: what
+        # send_now took before it goes first, so a socket's frames keep their order.
+        if self._pending is not None:
+            self.flush()
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # The handshake is done: its request and response (headers and all) are
@@ -176,9 +270,12 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
                     request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+            self._plain = not self.conn.extensions
 
     def send_now(self, data: bytes) -> bool:
-        """Write one binary frame now if nothing stands in the way; else return False."""
+        """Take one binary frame for this loop turn's write if nothing stands in the way;
+        else return False (the caller uses ``send``, which writes what is pending first).
+        """
         if (
             not self.handshake_complete
             or self.close_sent
@@ -187,10 +284,49 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
             or self.transport.is_closing()
         ):
             return False
-        conn = self.conn
-        conn.send_binary(data)
-        self.transport.write(b"".join(conn.data_to_send()))
+        if self._plain:
+            framed = _FRAMED
+            if framed[0] is data:  # the same bytes as the previous socket's: a fan-out
+                wire = framed[1]
+            else:
+                wire = binary_frame(data)
+                framed[0] = data  # held, so that ``is`` cannot be fooled by a reused id
+                framed[1] = wire
+        else:  # an extension (permessage-deflate) transforms each socket's frames
+            conn = self.conn
+            conn.send_binary(data)
+            wire = b"".join(conn.data_to_send())
+        WRITES.frames += 1
+        pending = self._pending
+        if pending is None:
+            self._pending = [wire]
+            self._pending_bytes = len(wire)
+            self._flusher.add(self)
+        else:
+            pending.append(wire)
+            self._pending_bytes += len(wire)
+        if self._pending_bytes >= PENDING_MAX_BYTES:
+            # A long turn (a burst from the bus, a big paste): written now, so that the
+            # transport's flow control (pause_writing → the peer's bounded queue → 1013)
+            # sees it as it did frame by frame.
+            self.flush()
         return True
+
+    def flush(self) -> None:
+        """Write the frames taken by ``send_now`` in this loop turn, as one write.
+
+        Once a close frame is out (ours, or uvicorn's answer to the client's), data may
+        no longer follow it: what is still pending is dropped, as a frame sent a moment
+        later would have been refused. The client is a replica and resyncs on reconnect.
+        """
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        WRITES.writes += 1
+        self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
 
 class AtelierHttpProtocol(HttpToolsProtocol):

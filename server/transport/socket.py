@@ -3,9 +3,9 @@
 ``ClientSocket`` is the one typed object handed from the ASGI edge to an endpoint: the
 path parameters, what the handshake said (Origin, Host, the ``token`` query parameter),
 and the three ways out — ``send_now`` (the direct path of ``transport/protocol.py``, no
-await), ``send`` (the server's own ASGI ``send``, skipping the framework's per-message
-wrappers) and ``close``. It is the ``Transport`` a :class:`~server.transport.peer.Peer`
-writes to.
+await: the protocol's own bound method, one call per socket of a fan-out), ``send`` (the
+server's own ASGI ``send``, skipping the framework's per-message wrappers) and
+``close``. It is the ``Transport`` a :class:`~server.transport.peer.Peer` writes to.
 
 ``frames`` is the one place a client's messages are read, for every endpoint: it yields
 binary frames in order and stops — after closing the socket with the contract's code —
@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from starlette.responses import PlainTextResponse
@@ -43,8 +43,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _no_direct_path(data: bytes) -> bool:
+    return False
+
+
 class ClientSocket:
-    __slots__ = ("_direct", "_node_header", "_send", "params", "ws")
+    __slots__ = ("_direct", "_node_header", "_send", "params", "send_now", "ws")
+
+    #: Write one binary frame without an await if nothing stands in the way, else
+    #: return False (the caller uses ``send``). The protocol's own method when there is
+    #: a direct path: one call per socket of a fan-out, not two.
+    send_now: Callable[[bytes], bool]
 
     def __init__(
         self,
@@ -60,6 +69,7 @@ class ClientSocket:
         self._send = send  # the server's own send: no per-frame framework layers
         self._direct = direct
         self._node_header = node_header
+        self.send_now = direct.send_now if direct is not None else _no_direct_path
 
     # --- the handshake ---
 
@@ -107,10 +117,6 @@ class ClientSocket:
         self.ws.__dict__.pop("_headers", None)
 
     # --- Transport (what a Peer writes to) ---
-
-    def send_now(self, data: bytes) -> bool:
-        direct = self._direct
-        return direct is not None and direct.send_now(data)
 
     async def send(self, data: bytes) -> None:
         await self._send({"type": "websocket.send", "bytes": data})

@@ -174,6 +174,9 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
     assert moved("atelier_doc_update_bytes_received_total", origin="client") >= 7 * 10
     assert moved("atelier_doc_frames_sent_total") >= 7
     assert moved("atelier_doc_bytes_sent_total") >= 7 * 10
+    # They left by the direct path: never more writes than frames (coalesced per turn).
+    assert moved("atelier_direct_frames_sent_total") >= 7
+    assert 1 <= moved("atelier_direct_writes_total") <= moved("atelier_direct_frames_sent_total")
     assert moved("atelier_doc_apply_seconds_count", origin="client") >= 7
     assert moved("atelier_doc_fanout_seconds_count", origin="client") >= 7
     assert moved("atelier_doc_apply_seconds_bucket", origin="client", le="+Inf") >= 7
