@@ -87,6 +87,7 @@ bench: $(BENCH_STAMP)
 
 bench-micro: $(PY_STAMP)
 	$(BIN)/python -m bench.micro
+	$(BIN)/python -m bench.micro_wire
 
 # Assignments: notification fan-out to a class of 35 and its parents, the webhook, the
 # rendus' export, N classes publishing at once; real servers on a throwaway PostgreSQL
