@@ -74,17 +74,36 @@ async def access_to(
 async def _access_to(
     ctx: AppContext, user: UserInfo, room_id: str
 ) -> tuple[RoomInfo | None, RoomAccess]:
-    room = await ctx.roster.get_room(room_id)
+    room = await ctx.room_loads.get(
+        room_id, lambda: ctx.roster.get_room(room_id), keep=lambda found: found is not None
+    )
     if room is None:
         result: tuple[RoomInfo | None, RoomAccess] = (None, NO_ACCESS)
     else:
         access = await resolve(
-            ctx.roster, user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
+            _Members(ctx), user.id, Role(user.role), room.id, RoomKind(room.kind), room.class_id
         )
         if room.archived:
             access = archived_group_access(Role(user.role), access)
         result = (room, access)
     return result
+
+
+class _Members:
+    """The roster as ``resolve`` asks it, membership read once per room (cached)."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    async def is_member(self, user_id: str, room_id: str) -> bool:
+        roster = self.ctx.roster
+        members = await self.ctx.member_loads.get(room_id, lambda: roster.members(room_id))
+        return user_id in members
+
+    async def is_parent_of_member(self, parent_id: str, room_id: str) -> bool:
+        return await self.ctx.roster.is_parent_of_member(parent_id, room_id)
 
 
 def _refined(user: UserInfo, room: RoomInfo, access: RoomAccess) -> bool:

@@ -98,6 +98,12 @@ class Roster:
         async with self._engine.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
+    async def members(self, room_id: str) -> frozenset[str]:
+        """The ids of the room's members (its students, and a class's teachers)."""
+        query = sa.select(membership_t.c.user_id).where(membership_t.c.room_id == room_id)
+        async with self._engine.connect() as conn:
+            return frozenset((await conn.execute(query)).scalars())
+
     async def is_parent_of_member(self, parent_id: str, room_id: str) -> bool:
         """True if some child of ``parent_id`` is a member of ``room_id``."""
         query = (
