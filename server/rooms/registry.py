@@ -201,16 +201,17 @@ class RoomRegistry:
             log.warning("refused to load %s/%s: %s", room_id, doc_name, over)
             return Close.TRY_LATER, over
         most = self.settings.max_docs_per_room
-        names = await self._room_names(room_id, most + 1)
-        if doc_name in names:
+        stored = await self._room_names(room_id, most + 1)
+        if doc_name in stored:
             return None
+        names = stored
         if len(names) + len(self.docs) >= most:  # the docs loaded here may reach it
             names = names | {live.name for live in self.docs.values() if live.room_id == room_id}
         if len(names) >= most:
             metrics.refused("docs_per_room")
             log.warning("refused a new doc in %s: the room has %d docs", room_id, len(names))
             return Close.POLICY, f"this room has reached its limit of {most} documents"
-        names.add(doc_name)  # about to be loaded: one more doc of the room
+        stored.add(doc_name)  # about to be loaded: one more doc of the room, kept
         return None
 
     async def _room_names(self, room_id: str, limit: int) -> set[str]:
