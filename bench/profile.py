@@ -29,7 +29,7 @@ PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("frames in (apply, decide)", ("RoomRegistry.frame", "RoomRegistry.integrate")),
     ("fan-out and socket writes", ("fan_out", "Peer.send", "send_now")),
     ("frames read (websockets parse)", ("WebSocketsSansIOProtocol.data_received",)),
-    ("database (other)", ("sqlalchemy", "aiosqlite", "psycopg")),
+    ("database (other)", ("sqlalchemy/", "aiosqlite/", "psycopg/")),
     ("bus and outbox", ("Outbox.", "RedisBus.", "InMemoryBus.")),
     ("progress (attribution)", ("Progress.", "Ledger.")),
     ("TCP connection set-up", ("connection_made", "create_protocol")),
@@ -50,7 +50,7 @@ def read(path: Path) -> list[tuple[list[str], int]]:
         frames = stack.split(";")
         if any("_connection_worker_thread" in f or "Thread._bootstrap" in f for f in frames):
             continue  # a database driver thread, not the event loop
-        stacks.append(([_clean(f) for f in frames[1:]], int(n)))
+        stacks.append((frames[1:], int(n)))
     return stacks
 
 
@@ -64,7 +64,8 @@ def phases(stacks: list[tuple[list[str], int]]) -> tuple[int, Counter[str]]:
                 out[name] += n
                 break
         else:
-            idle = not frames or frames[-1].startswith(("Runner.run", "EpollSelector.select"))
+            leaf = _clean(frames[-1]) if frames else ""
+            idle = not frames or leaf.startswith(("Runner.run", "EpollSelector.select"))
             out["event loop (idle or native)" if idle else "other"] += n
     return total, out
 
@@ -82,7 +83,7 @@ def main() -> None:
         print(f"  {100 * n / total:5.1f} %  {name}")
     frames: Counter[str] = Counter()
     for fs, n in stacks:
-        for f in set(fs[-1:] if args.self else fs):
+        for f in {_clean(f) for f in (fs[-1:] if args.self else fs)}:
             frames[f] += n
     print("top frames" + (" (self)" if args.self else " (inclusive)"))
     for f, n in frames.most_common(args.top):
