@@ -6,22 +6,11 @@
 // JWKS server answers its second request after a few seconds). The page's doc socket is
 // told to come back later, waits what it was told (not its own backoff), and gets in.
 
-import { BASE, assert, consoleProblems, docText, newPerson, run, scenario, typeInEditor, waitSaved, config } from './helpers.mjs'
-
-async function signIn (userId) {
-  const person = await newPerson(userId)
-  const { page } = person
-  await page.goto(BASE + '/')
-  await page.locator('#demo-user').waitFor()
-  await page.selectOption('#demo-user', userId)
-  await page.getByRole('button', { name: /^Entrer$/ }).click()
-  await page.getByRole('heading', { level: 1, name: 'Mes espaces' }).waitFor()
-  return person
-}
+import { assert, config, consoleProblems, docText, run, scenario, signInDemo, typeInEditor, waitSaved } from './helpers.mjs'
 
 async function main () {
   await scenario('busy_node_retry_after', async () => {
-    const lea = await signIn('s-01')
+    const lea = await signInDemo('s-01')
     const { page } = lea
     // Hold the node's one admission slot: the socket is admitted (open), then waits on
     // the ENT's keys.

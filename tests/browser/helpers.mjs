@@ -61,6 +61,18 @@ export async function newPerson (userId) {
   return { context, page, userId }
 }
 
+/** A new person signed in through the demo screen, on "Mes espaces". */
+export async function signInDemo (userId) {
+  const person = await newPerson(userId)
+  const { page } = person
+  await page.goto(BASE + '/')
+  await page.locator('#demo-user').waitFor()
+  await page.selectOption('#demo-user', userId)
+  await page.getByRole('button', { name: /^Entrer$/ }).click()
+  await page.getByRole('heading', { level: 1, name: 'Mes espaces' }).waitFor()
+  return person
+}
+
 export async function openRoom (page, room, doc) {
   await page.evaluate((hash) => { location.hash = hash }, `#/room/${room}${doc ? '/' + doc : ''}`)
   await page.locator('#editor .doc-text').waitFor()

@@ -5,25 +5,14 @@
 // the server has it and lets her go on; a doc past the room's limit is refused for good.
 
 import {
-  BASE, assert, axe, consoleProblems, docText, newPerson, openRoom, run, scenario, shot,
-  switchDoc, typeInEditor, waitSaved
+  assert, axe, consoleProblems, docText, openRoom, run, scenario, shot, signInDemo, switchDoc,
+  typeInEditor, waitSaved
 } from './helpers.mjs'
-
-async function signIn (userId) {
-  const person = await newPerson(userId)
-  const { page } = person
-  await page.goto(BASE + '/')
-  await page.locator('#demo-user').waitFor()
-  await page.selectOption('#demo-user', userId)
-  await page.getByRole('button', { name: /^Entrer$/ }).click()
-  await page.getByRole('heading', { level: 1, name: 'Mes espaces' }).waitFor()
-  return person
-}
 
 async function main () {
   await scenario('doc_too_large', async () => {
-    const lea = await signIn('s-01')
-    const hugo = await signIn('s-02')
+    const lea = await signInDemo('s-01')
+    const hugo = await signInDemo('s-02')
     await openRoom(lea.page, '2nde-a-g1')
     await openRoom(hugo.page, '2nde-a-g1')
     await typeInEditor(lea.page, 'Début du rapport.')
@@ -51,7 +40,7 @@ async function main () {
   })
 
   await scenario('room_full', async () => {
-    const zoe = await signIn('s-07')
+    const zoe = await signInDemo('s-07')
     await openRoom(zoe.page, '2nde-a-g2') // "rapport": the room's first doc
     await typeInEditor(zoe.page, 'Premier document.')
     await waitSaved(zoe.page)

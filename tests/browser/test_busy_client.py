@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_client import _chromium, _ensure_built, _require_node_modules, run_suite
+from tests.browser.test_client import (
+    _chromium,
+    _ensure_built,
+    _require_node_modules,
+    check_scenario,
+    run_suite,
+)
 from tests.support.jwks import AUDIENCE, ISSUER, SigningKey
 from tests.support.server import make_server
 
@@ -123,17 +129,7 @@ def busy_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_busy_scenario(busy_results: dict[str, Any], scenario: str) -> None:
-    result = busy_results["by_name"].get(scenario)
-    if result is None:
-        pytest.fail(
-            f"scenario {scenario} did not run\n{busy_results['output'][-4000:]}\n"
-            f"server log (tail):\n{busy_results['server_log'][-3000:]}"
-        )
-    assert result["ok"], (
-        f"{scenario} failed:\n{result['error']}\n"
-        f"suite output (tail):\n{busy_results['output'][-2000:]}\n"
-        f"server log (tail):\n{busy_results['server_log'][-2000:]}"
-    )
+    check_scenario(busy_results, scenario)
     if scenario == "busy_node_retry_after":
         assert busy_results["jwks_requests"] >= 2  # the start, then the held refetch
         assert "waited its maximum in the admission line" in busy_results["server_log"]

@@ -169,6 +169,22 @@ def run_suite(
     }
 
 
+def check_scenario(results: dict[str, Any], scenario: str) -> None:
+    """A browser suite's scenario ran and passed; else its error, the suite's output and
+    the server's log (``results["server_log"]``) in the failure."""
+    result = results["by_name"].get(scenario)
+    if result is None:
+        pytest.fail(
+            f"scenario {scenario} did not run\n{results['output'][-4000:]}\n"
+            f"server log (tail):\n{results['server_log'][-3000:]}"
+        )
+    assert result["ok"], (
+        f"{scenario} failed:\n{result['error']}\n"
+        f"suite output (tail):\n{results['output'][-2000:]}\n"
+        f"server log (tail):\n{results['server_log'][-2000:]}"
+    )
+
+
 @pytest.fixture(scope="module")
 def browser_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     chromium = _chromium()

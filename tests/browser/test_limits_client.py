@@ -20,6 +20,7 @@ from tests.browser.test_client import (
     _chromium,
     _ensure_built,
     _require_node_modules,
+    check_scenario,
     run_suite,
 )
 from tests.support.server import make_server
@@ -65,17 +66,7 @@ def limits_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_limits_scenario(limits_results: dict[str, Any], scenario: str) -> None:
-    result = limits_results["by_name"].get(scenario)
-    if result is None:
-        pytest.fail(
-            f"scenario {scenario} did not run\n{limits_results['output'][-4000:]}\n"
-            f"server log (tail):\n{limits_results['server_log'][-3000:]}"
-        )
-    assert result["ok"], (
-        f"{scenario} failed:\n{result['error']}\n"
-        f"suite output (tail):\n{limits_results['output'][-2000:]}\n"
-        f"server log (tail):\n{limits_results['server_log'][-2000:]}"
-    )
+    check_scenario(limits_results, scenario)
 
 
 def test_axe_on_the_limit_screens(limits_results: dict[str, Any]) -> None:
