@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from pycrdt import Doc, Text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.api.collab import Channel
 from server.bus.memory import InMemoryBus
@@ -69,9 +70,9 @@ def keystrokes(n: int) -> list[bytes]:
     return frames
 
 
-async def run(
-    peers: int, updates: int, repeat: int, progress: bool = True, collab: bool = False
-) -> dict[str, float]:
+async def bench_node() -> tuple[Settings, AsyncEngine, Outbox, DocStore, RoomRegistry]:
+    """One node's registry in this process, not started: SQLite in a fresh folder, the
+    in-process bus, no compaction during the measure."""
     folder = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
     url = f"sqlite+aiosqlite:///{folder}/bench.db"
     await asyncio.to_thread(run_migrations, url)
@@ -82,6 +83,13 @@ async def run(
     outbox.start()
     store = DocStore(engine)
     registry = RoomRegistry(settings, store, outbox, NodeWatch(bus, 5.0))
+    return settings, engine, outbox, store, registry
+
+
+async def run(
+    peers: int, updates: int, repeat: int, progress: bool = True, collab: bool = False
+) -> dict[str, float]:
+    settings, engine, outbox, store, registry = await bench_node()
     if progress:
         # Attribution as served: every update queued for the doc's ledger and folded in
         # batches (server/progress/service.py); its cost lands inside the timed loop.

@@ -22,7 +22,6 @@ import contextlib
 import json
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,20 +29,13 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from bench.micro import keystrokes
+from bench.micro import bench_node, keystrokes
 from bench.run_load import ensure_loadgen
-from server.bus.memory import InMemoryBus
-from server.bus.outbox import Outbox
-from server.bus.watch import NodeWatch
-from server.config import Settings
-from server.persistence.db import create_engine, run_migrations
-from server.persistence.docs import DocStore
-from server.rooms.registry import RoomRegistry
 from server.transport.edge import Edge, SocketRoute
 from server.transport.peer import Peer
 from server.transport.protocol import AtelierWebSocketProtocol
 from server.transport.socket import ClientSocket
-from server.types import DocAccess, NodeId, RoomAccess, UserId
+from server.types import DocAccess, RoomAccess, UserId
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen"
 
@@ -126,15 +118,7 @@ async def sockets(n: int) -> AsyncIterator[list[ClientSocket]]:
 
 
 async def run(peers: int, updates: int, repeat: int, per_turn: int) -> list[float]:
-    folder = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
-    url = f"sqlite+aiosqlite:///{folder}/bench.db"
-    await asyncio.to_thread(run_migrations, url)
-    settings = Settings(data_dir=folder, database_url=url, compact_after_updates=10**9)
-    engine = create_engine(url)
-    bus = InMemoryBus(NodeId("bench"))
-    outbox = Outbox(bus)
-    outbox.start()
-    registry = RoomRegistry(settings, DocStore(engine), outbox, NodeWatch(bus, 5.0))
+    _, engine, outbox, _, registry = await bench_node()
     await registry.start()
     frames = keystrokes(updates)
     access = RoomAccess(docs=DocAccess.WRITE, chat=True)

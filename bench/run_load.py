@@ -62,6 +62,15 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def running(pid: int) -> bool:
+    """The process runs (it exists and is not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except OSError:
+        return False
+
+
 def _cpu_rss(pid: int) -> tuple[float, int]:
     """(user+system CPU seconds, RSS bytes) of pid and its descendants."""
     cpu = 0.0

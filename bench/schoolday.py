@@ -36,7 +36,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from bench import peers
@@ -49,6 +48,7 @@ from bench.run_load import (
     _cpu_rss,
     atelier_target,
     ensure_loadgen,
+    running,
 )
 from bench.scenarios import GROUPS
 
@@ -154,14 +154,6 @@ def day_target(
         raise ValueError(server)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    except OSError:
-        return False
-
-
 def tracebacks(text: str, most: int = 3) -> list[str]:
     """The first few error records of the servers' logs, each with its whole traceback."""
     out: list[str] = []
@@ -242,7 +234,7 @@ def run_day(server: str, P: dict, keep: bool = False) -> dict:
                     msg["t_driver"] = time.time()
                     points.append(msg)
                     log(f"{server} at {msg['point']}: {msg['open']} open, RSS {msg['rss_mib']}")
-                    dead = [name for name, pid in pids.items() if not _alive(pid)]
+                    dead = [name for name, pid in pids.items() if not running(pid)]
                     if dead:
                         record["error"] = f"node(s) {dead} died before {msg['point']}"
                         log(f"!!! {record['error']}: stopping the day")

@@ -51,6 +51,7 @@ from bench.run_load import (
     _descendants,
     atelier_target,
     ensure_loadgen,
+    running,
 )
 from bench.scenarios import GROUPS
 
@@ -139,7 +140,7 @@ def run_storm(P: dict, out: dict, servers: list[str] | None = None) -> None:
             r = run_generator(cfg, pids)
             r["server"] = server
             r["leadersFirst"] = cfg["leadersFirst"]
-            r["server_alive_after"] = all(_alive(p) for p in pids.values())
+            r["server_alive_after"] = all(running(p) for p in pids.values())
             res.append(r)
             log(f"storm {server}: {summary(r)}")
         r["server_log_problems"] = info.get("server_log_problems", [])
@@ -157,14 +158,6 @@ def summary(r: dict) -> str:
         f"server CPU {srv.get('cpu_pct')}% RSS {srv.get('rss_mib_max')} MiB, "
         f"gen CPU {(r.get('generator') or {}).get('cpuPct')}% {r.get('error') or ''}"
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    except OSError:
-        return False
 
 
 # ------------------------------------------------------------------ nginx in front
@@ -316,7 +309,7 @@ def failover_once(
             record["survivors_after"] = {
                 n: socket_fds(pid) - base[n] for n, pid in survivors.items()
             }
-            record["survivor_alive_after"] = all(_alive(p) for p in survivors.values())
+            record["survivor_alive_after"] = all(running(p) for p in survivors.values())
         finally:
             sampler.stop()
             with suppress(Exception):

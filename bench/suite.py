@@ -54,6 +54,7 @@ from bench.run_load import (
     loadgen_config,
     relay_target,
     run_loadgen,
+    running,
     summary_line,
 )
 from bench.run_load import versions as loadgen_versions
@@ -249,7 +250,7 @@ def run_load_set(P: dict, out: dict) -> None:
         def alive(server: str) -> tuple[list[str], dict[str, int], dict, Any]:
             """The target, restarted if it died (a collapsed peer must not sink the rest)."""
             nonlocal every
-            if server == "relay" or all(_alive(x) for x in targets[server][1].values()):
+            if server == "relay" or all(running(x) for x in targets[server][1].values()):
                 return targets[server]
             log(f"{server} died: restarting it")
             restarts[server] = restarts.get(server, 0) + 1
@@ -406,7 +407,7 @@ def run_idle(P: dict, out: dict, docs_per_user: int = 1) -> None:
                     time.sleep(1.5)
                     cpu, rss = _cpu_rss(pid)
                     st["server_rss_mib"] = round(rss / 2**20, 1)
-                    st["server_alive"] = _alive(pid)
+                    st["server_alive"] = running(pid)
                     st["kib_per_connection"] = (
                         round((rss - base) / 1024 / st["alive"], 1) if st["alive"] else None
                     )
@@ -430,14 +431,6 @@ def run_idle(P: dict, out: dict, docs_per_user: int = 1) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             res.append(record)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    except OSError:
-        return False
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str | None:

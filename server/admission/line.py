@@ -69,7 +69,7 @@ class Admission:
 def retry_reason(busy: Busy) -> str:
     """The close reason of a 1013 refusal: machine-readable ``retry_after=<seconds>``
     (docs/protocol.md), well under the 123 bytes a close reason may carry."""
-    return f"{busy.why}; retry_after={busy.retry_after:.1f}"
+    return str(busy)  # Busy's own message: "<why>; retry_after=<s>"
 
 
 def retry_header(seconds: float) -> str:

@@ -27,8 +27,8 @@ A token minted for a signed-in browser (``POST /auth/socket-token``) also carrie
 (server/api/access.py), however long it still has to live. Every token Atelier issues
 carries a ``jti``, so that it can be revoked (server/revocation/).
 
-A token verified once is remembered (:class:`Verified`, bounded): the same token comes back
-on each socket a user opens (a tab's docs and room channel) and on every reconnect, and a
+A token verified once is remembered (``Verifier.verified``, bounded): the same token comes
+back on each socket a user opens (a tab's docs and room channel) and on every reconnect, and a
 storm of reconnects after a node restart would otherwise pay the signature check and the
 JSON decoding again for each (a sixth of a connect's CPU under py-spy, issue 15). A
 remembered token is still refused once expired (its ``exp``, with the same leeway), and an
@@ -47,7 +47,6 @@ import logging
 import math
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from contextvars import Context
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from typing import Any
 
 import httpx
 import jwt
+from cachetools import TLRUCache
 from jwt.exceptions import PyJWKError
 
 from server.config import Settings
@@ -157,47 +157,13 @@ def verify(secret: str, token: str | None) -> str:
     return verify_hs256(secret, token).user_id
 
 
-class Verified:
-    """Tokens already verified, by their exact text: ``(claims, good until, key)``.
+#: A verified token, remembered: its claims, when it stops being good (``exp`` plus the
+#: leeway, unix time) and, for an ENT token, the (kid, key) that verified it.
+Verified = tuple[Claims, float, tuple[str, object] | None]
 
-    Keyed by the whole token (signature included): a token that differs by one character
-    is verified afresh. Least recently used first out past ``size`` (a few hundred bytes
-    each: 16,384 tokens ≈ 10 MB at most, a node's users of a morning)."""
-
-    __slots__ = ("_items", "hits", "size")
-
-    def __init__(self, size: int = 16_384) -> None:
-        self.size = size
-        self.hits = 0
-        self._items: OrderedDict[str, tuple[Claims, float, tuple[str, object] | None]] = (
-            OrderedDict()
-        )
-
-    def get(self, token: str, now: float) -> tuple[Claims, tuple[str, object] | None] | None:
-        item = self._items.get(token)
-        if item is None:
-            return None
-        claims, until, key = item
-        if now >= until:
-            del self._items[token]
-            return None
-        self._items.move_to_end(token)
-        self.hits += 1
-        return claims, key
-
-    def put(
-        self, token: str, claims: Claims, until: float, key: tuple[str, object] | None = None
-    ) -> None:
-        items = self._items
-        items[token] = (claims, until, key)
-        if len(items) > self.size:
-            items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
+#: Tokens remembered per node, least recently used out first (a few hundred bytes each:
+#: ≈ 10 MB at most, a node's users of a morning).
+VERIFIED_KEPT = 16_384
 
 
 class JwksError(Exception):
@@ -412,7 +378,11 @@ class Verifier:
             raise ValueError("the ENT's tokens need an issuer and an audience to check")
         self.secret = secret
         self.jwks = jwks
-        self.verified = Verified()
+        #: Keyed by the whole token (signature included): a token that differs by one
+        #: character is verified afresh. Gone once past its ``exp`` (with the leeway).
+        self.verified: TLRUCache[str, Verified] = TLRUCache(
+            VERIFIED_KEPT, ttu=lambda _token, seen, _now: seen[1], timer=time.time
+        )
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
@@ -448,10 +418,9 @@ class Verifier:
         """The claims of a valid token, or raise :class:`InvalidToken`."""
         if not token:
             raise InvalidToken("missing token")
-        now = time.time()
-        seen = self.verified.get(token, now)
+        seen = self.verified.get(token)
         if seen is not None:
-            claims, key = seen
+            claims, _, key = seen
             if key is None:  # HS256: the secret does not change while the node runs
                 return claims
             kid, jwk = key
@@ -467,7 +436,7 @@ class Verifier:
         alg = header.get("alg")
         if alg == ALGORITHM:
             own = verify_hs256(self.secret, token)
-            self.verified.put(token, own, own.exp + HS256_LEEWAY_S)
+            self.verified[token] = (own, own.exp + HS256_LEEWAY_S, None)
             return own
         if self.jwks is None or alg not in KEY_ALGORITHMS.values():
             raise InvalidToken("invalid token (algorithm)")
@@ -492,7 +461,7 @@ class Verifier:
         except jwt.InvalidTokenError as exc:
             raise _refused(exc) from None
         verified = _claims(claims, self.user_claim)
-        self.verified.put(token, verified, verified.exp + self.leeway_s, (kid, key))
+        self.verified[token] = (verified, verified.exp + self.leeway_s, (kid, key))
         return verified
 
 

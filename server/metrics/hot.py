@@ -85,7 +85,7 @@ TRAFFIC = DocTraffic()
 
 
 class SocketWrites:
-    """The direct send path (transport/protocol.py): frames it took, and the socket
+    """The direct send path (transport/protocol.py): frames it wrote, and the socket
     writes that carried them — one per socket per loop turn with frames for it, so
     ``frames / writes`` is how much a turn's frames were coalesced."""
 
@@ -137,7 +137,7 @@ class HotCollector(Collector):
         )
         yield CounterMetricFamily(
             "atelier_direct_frames_sent",
-            "Frames taken by the direct (await-free) send path, to any socket.",
+            "Frames written by the direct (await-free) send path, to any socket.",
             value=WRITES.frames,
         )
         yield CounterMetricFamily(

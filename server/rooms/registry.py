@@ -30,6 +30,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextvars import Context
 from typing import Any, Protocol
 
+from cachetools import TTLCache
+
 from server import metrics
 from server.admission.loads import LoadBound
 from server.bus.outbox import Outbox
@@ -126,8 +128,8 @@ class RoomRegistry:
         watch.watch(self.relay.suspects, self.relay.purge)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        #: room id → (when read, the names of its docs): ``may_load``'s room look-ups.
-        self._names: dict[str, tuple[float, set[str]]] = {}
+        #: room id → the names of its docs: ``may_load``'s room look-ups.
+        self._names: TTLCache[str, set[str]] = TTLCache(ROOM_NAMES_KEPT, ROOM_NAMES_TTL_S)
         self.closing = False
 
     # --- lifecycle ---
@@ -219,17 +221,9 @@ class RoomRegistry:
         first loads (every group opening its docs at 08:00) asks once per room, not once
         per doc. What another node creates meanwhile is seen at the next read; the limit
         is a guard against runaway clients, not an exact quota."""
-        now = time.monotonic()
-        cached = self._names.get(room_id)
-        if cached is not None and now - cached[0] < ROOM_NAMES_TTL_S:
-            return cached[1]
-        names = await self.store.names(room_id, limit)
-        self._names[room_id] = (now, names)
-        if len(self._names) > ROOM_NAMES_KEPT:
-            for stale in [k for k, (t, _) in self._names.items() if now - t >= ROOM_NAMES_TTL_S]:
-                del self._names[stale]
-            while len(self._names) > ROOM_NAMES_KEPT:
-                del self._names[next(iter(self._names))]
+        names = self._names.get(room_id)
+        if names is None:
+            names = self._names[room_id] = await self.store.names(room_id, limit)
         return names
 
     def join(self, live: LiveDoc, peer: PeerHandle) -> DocSession:

@@ -296,7 +296,6 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
             conn = self.conn
             conn.send_binary(data)
             wire = b"".join(conn.data_to_send())
-        WRITES.frames += 1
         pending = self._pending
         if pending is None:
             self._pending = [wire]
@@ -326,6 +325,7 @@ class AtelierWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.close_sent or self.disconnected or self.transport.is_closing():
             return
         WRITES.writes += 1
+        WRITES.frames += len(pending)  # counted here, once a write, not once a frame
         self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
 

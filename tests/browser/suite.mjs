@@ -3,18 +3,13 @@
 // the page helpers are in helpers.mjs.
 
 import {
-  BASE, T, VIEWPORT, assert, axe, browser, consoleProblems, docText, newPerson, openRoom,
-  run, scenario, shot, switchDoc, typeInEditor, waitSaved
+  BASE, T, VIEWPORT, assert, axe, browser, consoleProblems, docText, openRoom,
+  run, scenario, shot, signInDemo, switchDoc, typeInEditor, waitSaved
 } from './helpers.mjs'
 
 async function newUser (userId, { path: start = '/' } = {}) {
-  const person = await newPerson(userId)
+  const person = await signInDemo(userId)
   const { page } = person
-  await page.goto(BASE + '/')
-  await page.locator('#demo-user').waitFor()
-  await page.selectOption('#demo-user', userId)
-  await page.getByRole('button', { name: /^Entrer$/ }).click()
-  await page.getByRole('heading', { level: 1, name: 'Mes espaces' }).waitFor()
   if (start !== '/') {
     await page.evaluate((hash) => { location.hash = hash }, start)
   }

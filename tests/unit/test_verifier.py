@@ -308,11 +308,7 @@ async def test_background_refresh_drops_a_removed_key(ent: JwksServer) -> None:
         assert (await v.verify(EC.sign(ent_claims("s-01")))).user_id == "s-01"
         ent.remove("ec-1")
         ent.add(SigningKey.ec("ec-2"))
-        deadline = time.monotonic() + 5
-        assert v.jwks is not None
-        while v.jwks.kids != {"rsa-1", "ec-2"}:
-            assert time.monotonic() < deadline, "no background refresh"
-            await asyncio.sleep(0.05)
+        await rotated(v, {"rsa-1", "ec-2"})
         assert ent.fetches == 2
         with pytest.raises(InvalidToken, match="unknown kid"):
             await v.verify(EC.sign(ent_claims("s-01")))
@@ -323,17 +319,27 @@ async def test_background_refresh_drops_a_removed_key(ent: JwksServer) -> None:
 # --- tokens already verified ---
 
 
+async def rotated(v: Verifier, kids: set[str]) -> None:
+    """Wait (bounded) until the background refresh has brought the JWKS's ``kids``."""
+    deadline = time.monotonic() + 5
+    assert v.jwks is not None
+    while v.jwks.kids != kids:
+        assert time.monotonic() < deadline, "no background refresh"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_token_is_verified_once_then_remembered_until_it_expires() -> None:
     v = Verifier(SECRET)
     token = issue(SECRET, "s-01", ttl_s=-4)  # 1 s left of the 5 s leeway
     first = await v.verify(token)
-    assert await v.verify(token) == first and v.verified.hits == 1
+    assert token in v.verified
+    assert await v.verify(token) is first  # the same claims: not decoded again
     with pytest.raises(InvalidToken, match="invalid token"):
         await v.verify(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))  # not the same token
     await asyncio.sleep(1.2)
     with pytest.raises(InvalidToken, match="expired"):
         await v.verify(token)
-    assert len(v.verified) == 0
+    assert token not in v.verified
 
 
 async def test_a_remembered_ent_token_goes_with_its_key(ent: JwksServer) -> None:
@@ -341,15 +347,11 @@ async def test_a_remembered_ent_token_goes_with_its_key(ent: JwksServer) -> None
     await v.start()
     try:
         token = EC.sign(ent_claims("s-01"))
-        assert (await v.verify(token)).user_id == "s-01"
-        assert (await v.verify(token)).user_id == "s-01" and v.verified.hits == 1
+        first = await v.verify(token)
+        assert first.user_id == "s-01" and await v.verify(token) is first
         ent.remove("ec-1")
         ent.add(SigningKey.ec("ec-2"))
-        deadline = time.monotonic() + 5
-        assert v.jwks is not None
-        while v.jwks.kids != {"rsa-1", "ec-2"}:
-            assert time.monotonic() < deadline, "no background refresh"
-            await asyncio.sleep(0.05)
+        await rotated(v, {"rsa-1", "ec-2"})
         with pytest.raises(InvalidToken, match="unknown kid"):
             await v.verify(token)
     finally:
@@ -357,11 +359,7 @@ async def test_a_remembered_ent_token_goes_with_its_key(ent: JwksServer) -> None
 
 
 def test_remembered_tokens_are_bounded() -> None:
-    from server.auth.tokens import Verified
+    from server.auth.tokens import VERIFIED_KEPT
 
-    seen = Verified(size=3)
-    claims = Claims("s-01", None, time.time() + 60, None)
-    for k in range(5):
-        seen.put(f"t{k}", claims, time.time() + 60)
-    assert len(seen) == 3 and seen.get("t0", time.time()) is None
-    assert seen.get("t4", time.time()) is not None
+    v = Verifier(SECRET)
+    assert v.verified.maxsize == VERIFIED_KEPT  # least recently used out past it
