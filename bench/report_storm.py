@@ -57,13 +57,16 @@ def storm_section(runs: list[dict], plan: dict) -> list[str]:
         "arrives. connects/s = synced sockets ÷ (last synced − first connect); time to synced "
         "per socket from its first open (backoff and retries included); last attempt: the "
         "successful handshake alone. " + RETRY_RULES + " Server CPU (% of one core) and RSS "
-        "over the storm, from `/proc`; generator CPU summed over its processes; other CPU: "
-        "everything else on the machine meanwhile (a shared machine: read it first).",
+        "over the storm, from `/proc`, and server CPU per synced socket (CPU time ÷ synced: "
+        "steadier than connects/s when the machine is shared); generator CPU summed over its "
+        "processes; other CPU: everything else on the machine meanwhile (a shared machine: "
+        "read it first).",
         "",
         "| server | synced | connects/s | to synced p50 / p95 / p99 / max ms | last attempt "
         "p99 ms | failed | retries (sockets) | retry signals honoured | closes | HTTP statuses "
-        "| server CPU % | server RSS MiB | generator CPU % | other CPU % | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---|",
+        "| server CPU % | CPU ms per connect | server RSS MiB | generator CPU % | other CPU % "
+        "| notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(runs, key=lambda x: _order(x.get("server"))):
         srv: dict[str, Any] = next(iter((r.get("servers") or {}).values()), {})
@@ -76,7 +79,8 @@ def storm_section(runs: list[dict], plan: dict) -> list[str]:
             f"{f(r.get('retries'))} ({f(r.get('retriedSockets'))}) | "
             f"{f(ra.get('close1013'))} × 1013, {f(ra.get('http503'))} × 503 | "
             f"{_codes(r.get('closes'))} | {_codes(r.get('statuses'))} | "
-            f"{f(srv.get('cpu_pct'))} | {f(srv.get('rss_mib_max'))} | "
+            f"{f(srv.get('cpu_pct'))} | {f(srv.get('cpu_ms_per_connect'))} | "
+            f"{f(srv.get('rss_mib_max'))} | "
             f"{f((r.get('generator') or {}).get('cpuPct'))} | {f(r.get('other_cpu_pct'))} | "
             f"{_notes(r)} |"
         )

@@ -101,6 +101,12 @@ def run_generator(cfg: dict, pids: dict[str, int]) -> dict:
     if r.get("firstStart") and r.get("lastSynced"):
         start, end = r["firstStart"] / 1000, r["lastSynced"] / 1000
         r["servers"] = {n: sampler.window(n, start, end) for n in pids}
+        # CPU per synced socket: steadier than connects/s on a shared, noisy machine
+        for v in r["servers"].values():
+            if v.get("cpu_pct") is not None and r.get("synced"):
+                v["cpu_ms_per_connect"] = round(
+                    v["cpu_pct"] / 100 * (end - start) * 1000 / r["synced"], 3
+                )
         r["machine_busy_pct"] = busy = sampler.machine_busy_pct(start, end)
         # CPU (% of one core) of everything else: a noisy neighbour slows every handshake
         if busy is not None:
@@ -155,7 +161,8 @@ def summary(r: dict) -> str:
         f"{s.get('p50')}/{s.get('p95')}/{s.get('p99')}/{s.get('max')} ms, failed "
         f"{r.get('failed')}, retries {r.get('retries')} ({r.get('retriedSockets')} sockets), "
         f"closes {r.get('closes')}, statuses {r.get('statuses')}, errors {r.get('errors')}, "
-        f"server CPU {srv.get('cpu_pct')}% RSS {srv.get('rss_mib_max')} MiB, "
+        f"server CPU {srv.get('cpu_pct')}% ({srv.get('cpu_ms_per_connect')} ms/connect) "
+        f"RSS {srv.get('rss_mib_max')} MiB, "
         f"gen CPU {(r.get('generator') or {}).get('cpuPct')}% {r.get('error') or ''}"
     )
 

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import hashlib
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
@@ -29,6 +30,7 @@ SHOWN_LOWERED = 50
 def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
     import uvicorn
 
+    from server import heap
     from server.app import create_app
     from server.logs import log_config
     from server.transport.protocol import AtelierHttpProtocol, AtelierWebSocketProtocol
@@ -48,6 +50,11 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
             if ctx is not None:
                 ctx.draining = True
             super().handle_exit(sig, frame)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # the application is up: what exists now lives as long
+                heap.settle()
 
     config = uvicorn.Config(
         app,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pycrdt
 import sqlalchemy as sa
@@ -55,6 +56,61 @@ _LOAD_LOG = (
 _LOAD_HEAD = sa.select(doc_t.c.snapshot, doc_t.c.locked, doc_t.c.attribution).where(
     doc_t.c.room_id == sa.bindparam("room_id"), doc_t.c.name == sa.bindparam("doc_name")
 )
+
+
+class _SqliteLoad:
+    """A doc's load on SQLite, on the driver itself: one trip to aiosqlite's thread per
+    statement instead of about six (SQLAlchemy's BEGIN, then cursor, execute, fetch and
+    close for each statement, then the rollback), each trip a hand-over between the
+    event loop and that thread. 2.1 → 0.55 ms of CPU per load of a missing doc, four
+    fifths of it in the loop's thread (a storm loads hundreds of docs within seconds).
+
+    The same statements, compiled once by SQLAlchemy for SQLite (so the SQL follows the
+    tables), and the timestamp converted by the column type's own result processor. The
+    connection runs in autocommit (``db.py`` emits its own BEGIN, not here), so each
+    statement reads the latest commit: log first, then snapshot, as the module docstring
+    requires of any isolation at or above READ COMMITTED.
+    """
+
+    def __init__(self) -> None:
+        dialect = sqlite.dialect()
+        self.log, self.log_params = self._compile(_LOAD_LOG, dialect)
+        self.head, self.head_params = self._compile(_LOAD_HEAD, dialect)
+        created_at = doc_update_t.c.created_at.type.dialect_impl(dialect)
+        process = created_at.result_processor(dialect, None)
+        assert process is not None  # SQLite stores a DateTime as text
+        self.created_at: Callable[[Any], Any] = process
+
+    @staticmethod
+    def _compile(stmt: sa.Select, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
+        compiled = stmt.compile(dialect=dialect)
+        return str(compiled), tuple(compiled.positiontup or ())
+
+    async def __call__(self, engine: AsyncEngine, room_id: str, doc_name: str) -> StoredDoc:
+        where = {"room_id": room_id, "doc_name": doc_name}
+        async with engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            rows = await driver.execute_fetchall(self.log, [where[k] for k in self.log_params])
+            heads = await driver.execute_fetchall(self.head, [where[k] for k in self.head_params])
+        created_at = self.created_at
+        updates = [bytes(r[0]) for r in rows]
+        authors = [r[1] for r in rows]
+        times = [unix(created_at(r[2])) for r in rows]
+        if not heads:
+            return StoredDoc(None, updates, False, authors, times)
+        snapshot, locked, attribution = heads[0]
+        return StoredDoc(
+            bytes(snapshot) if snapshot is not None else None,
+            updates,
+            bool(locked),
+            authors,
+            times,
+            bytes(attribution) if attribution is not None else None,
+        )
+
+
+_sqlite_load = _SqliteLoad()
+
 _NAMES = (
     sa.select(doc_t.c.name)
     .where(doc_t.c.room_id == sa.bindparam("room_id"))
@@ -107,6 +163,8 @@ class DocStore:
 
     async def load(self, room_id: str, doc_name: str) -> StoredDoc:
         """The stored doc; a missing one is ``StoredDoc(None, [], False)``. Creates nothing."""
+        if not self._pg:
+            return await _sqlite_load(self._engine, room_id, doc_name)
         where = {"room_id": room_id, "doc_name": doc_name}
         async with self._engine.connect() as conn:
             # Log first, then snapshot: see the module docstring.

@@ -197,6 +197,9 @@ async def test_real_traffic_moves_the_numbers(node: AtelierServer, receiver: Rec
     assert moved("atelier_notifications_total", channel="feed", outcome="failed") == 0
     assert moved("atelier_notifications_total", channel="webhook", outcome="failed") == 2
     assert value(after, "process_resident_memory_bytes") > 10_000_000
+    # The serving process set its collector up (server/heap.py): collections are timed.
+    assert value(after, "atelier_gc_pause_seconds_count", generation="0") >= 1
+    assert value(after, "atelier_gc_pause_seconds_bucket", generation="0", le="+Inf") >= 1
     # No room id, user id or doc name ever becomes a label.
     labels = {v for (_, ls) in after for _, v in ls}
     for word in (room, doc, "s-01", "2nde-a", "t-martin"):

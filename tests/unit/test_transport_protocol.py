@@ -19,9 +19,15 @@ from typing import Any
 import uvicorn
 import websockets
 from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from server.transport.edge import Edge, SocketRoute
-from server.transport.protocol import UVICORN_ATTRIBUTES, AtelierWebSocketProtocol
+from server.transport.protocol import (
+    UVICORN_ATTRIBUTES,
+    AtelierHttpProtocol,
+    AtelierWebSocketProtocol,
+)
 from server.transport.socket import ClientSocket
 
 WAIT_S = 5.0
@@ -41,6 +47,8 @@ class Seen:
     response_after_accept: Any = "unset"
     echoed_directly: bool | None = None
     send_now_after_disconnect: bool | None = None
+    #: The scope's server and client addresses (taken from the upgraded HTTP protocol).
+    addresses: tuple[Any, Any] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -59,6 +67,7 @@ async def echo_server(seen: Seen) -> AsyncIterator[tuple[str, uvicorn.Server]]:
         try:
             protocol = _only_protocol(holder["server"])
             seen.protocol = protocol
+            seen.addresses = (sock.ws.scope["server"], sock.ws.scope["client"])
             seen.missing_attributes = [n for n in UVICORN_ATTRIBUTES if not hasattr(protocol, n)]
             seen.handshake_held_before_accept = (
                 protocol.request is not None and protocol.response is not None
@@ -93,6 +102,7 @@ async def echo_server(seen: Seen) -> AsyncIterator[tuple[str, uvicorn.Server]]:
         edge,
         host="127.0.0.1",
         port=0,
+        http=AtelierHttpProtocol,
         ws=AtelierWebSocketProtocol,
         lifespan="off",
         log_config=None,
@@ -120,6 +130,7 @@ async def test_the_direct_path_is_found_and_used_on_a_real_uvicorn() -> None:
     async with echo_server(seen) as (url, _server):
         async with asyncio.timeout(WAIT_S):
             async with websockets.connect(f"{url}/echo/a", open_timeout=WAIT_S) as client:
+                local, remote = client.local_address[:2], client.remote_address[:2]
                 assert client.response is not None
                 assert client.response.headers["x-atelier-node"] == "node-t"
                 await client.send(b"bonjour")
@@ -127,6 +138,8 @@ async def test_the_direct_path_is_found_and_used_on_a_real_uvicorn() -> None:
             await seen.done.wait()
 
     assert seen.protocol is not None
+    # The addresses the WebSocket protocol took from the HTTP protocol it replaced.
+    assert seen.addresses == (tuple(remote), tuple(local))
     # Every uvicorn attribute protocol.py relies on exists on uvicorn's own instance.
     assert seen.missing_attributes == []
     # ...and uvicorn uses our queue and writable event, not asyncio ones of its own.
@@ -152,3 +165,50 @@ async def test_the_handshake_is_dropped_once_accepted() -> None:
     assert seen.handshake_held_before_accept is True
     assert seen.request_after_accept is None
     assert seen.response_after_accept is None
+
+
+async def test_the_http_protocol_sets_up_a_connection_as_uvicorns_does() -> None:
+    """``AtelierHttpProtocol.connection_made`` replaces uvicorn's (for cheaper address
+    look-ups): on two real connections, one per class, it sets the same attributes, the
+    same addresses and scheme."""
+    config = uvicorn.Config(Starlette(), http=AtelierHttpProtocol, lifespan="off", log_config=None)
+    config.load()
+    state = ServerState()
+    made: list[HttpToolsProtocol] = []
+    both_made = asyncio.Event()
+
+    def factory() -> HttpToolsProtocol:
+        cls = HttpToolsProtocol if not made else AtelierHttpProtocol
+        protocol = cls(config=config, server_state=state, app_state={})
+        made.append(protocol)
+        its_own = protocol.connection_made
+
+        def connection_made(transport: asyncio.BaseTransport) -> None:
+            its_own(transport)  # type: ignore[arg-type]
+            if len(made) == 2 and all(p.transport is not None for p in made):
+                both_made.set()
+
+        protocol.connection_made = connection_made  # type: ignore[method-assign]
+        return protocol
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clients = []
+    try:
+        async with asyncio.timeout(WAIT_S):
+            for _ in range(2):
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                clients.append(writer)
+            await both_made.wait()
+        theirs, ours = made
+        assert set(vars(theirs)) <= set(vars(ours))
+        assert ours.server == theirs.server == ("127.0.0.1", port)
+        assert ours.client == tuple(clients[1].get_extra_info("sockname")[:2])
+        assert theirs.client == tuple(clients[0].get_extra_info("sockname")[:2])
+        assert ours.scheme == theirs.scheme == "http"
+        assert ours in state.connections and theirs in state.connections
+    finally:
+        for writer in clients:
+            writer.close()
+        server.close()
