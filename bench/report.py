@@ -13,7 +13,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ["atelier", "atelier-hocuspocus", "hocuspocus", "y-websocket", "pycrdt-websocket", "relay"]
+ORDER = [
+    "atelier",
+    "atelier-hocuspocus",
+    "hocuspocus",
+    "y-websocket",
+    "pycrdt-websocket",
+    "relay",
+    "relay-python",
+]
 
 
 def med(values: list[Any]) -> Any:

@@ -152,16 +152,27 @@ def ensure_loadgen() -> None:
 
 
 @contextmanager
-def relay_target(nodes: int) -> Iterator[tuple[list[str], dict[str, int], dict]]:
+def relay_target(
+    nodes: int, python: bool = False
+) -> Iterator[tuple[list[str], dict[str, int], dict]]:
+    """The trivial relay: Node's (``loadgen/relay.mjs``), or the same on Atelier's Python
+    stack (``bench/relay_py.py``)."""
+    from bench.peers import raise_nofile
+
     procs = []
     urls = []
+    if python:
+        command, cwd = [sys.executable, "-m", "bench.relay_py", "--port", "0"], ROOT
+    else:
+        command, cwd = ["node", "relay.mjs", "--port", "0"], LOADGEN_DIR
     try:
         for _ in range(nodes):
             p = subprocess.Popen(
-                ["node", "relay.mjs", "--port", "0"],
-                cwd=LOADGEN_DIR,
+                command,
+                cwd=cwd,
                 stdout=subprocess.PIPE,
                 text=True,
+                preexec_fn=raise_nofile,  # thousands of sockets in a storm
             )
             procs.append(p)
             line = p.stdout.readline()  # type: ignore[union-attr]
@@ -174,6 +185,8 @@ def relay_target(nodes: int) -> Iterator[tuple[list[str], dict[str, int], dict]]
             p.terminate()
             with suppress(subprocess.TimeoutExpired):
                 p.wait(5)
+            if p.stdout is not None:
+                p.stdout.close()
 
 
 def _pg_admin():  # type: ignore[no-untyped-def]

@@ -55,6 +55,10 @@ from bench.run_load import (
 )
 from bench.scenarios import GROUPS
 
+#: Beside the servers, the storm runs the trivial relay on Node and on Atelier's Python
+#: stack (``bench/relay_py.py``): the least a socket costs on each.
+STORM_FLOORS = ["relay", "relay-python"]
+
 #: nginx's connections per worker: each proxied socket holds two (client and upstream).
 NGINX_WORKER_CONNECTIONS = 16384
 
@@ -126,7 +130,7 @@ def run_storm(P: dict, out: dict, servers: list[str] | None = None) -> None:
 
     out["storm"] = res = []
     S = P["storm"]
-    for server in servers or SERVERS_1N:
+    for server in servers or [*SERVERS_1N, *STORM_FLOORS]:
         tag = f"st{uuid.uuid4().hex[:6]}"
         with _target(server) as (urls, pids, info, sign):
             cfg = {

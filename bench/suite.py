@@ -465,6 +465,9 @@ class _target:
         elif s == "y-websocket":
             u, p, i = self.stack.enter_context(peers.ywebsocket_target())
             sign = lambda user: ""  # noqa: E731
+        elif s in ("relay", "relay-python"):
+            u, p, i = self.stack.enter_context(relay_target(1, python=s == "relay-python"))
+            sign = lambda user: ""  # noqa: E731
         else:
             u, p, i = self.stack.enter_context(peers.pycrdt_target())
             sign = lambda user: ""  # noqa: E731

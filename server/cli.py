@@ -32,13 +32,14 @@ def _serve(settings: Settings, host: str, port: int, log_level: str) -> int:
 
     from server import heap
     from server.app import create_app
-    from server.logs import log_config
+    from server.logs import lean_records, log_config
     from server.transport.protocol import AtelierHttpProtocol, AtelierWebSocketProtocol
 
     # A server writes to sockets its clients may have reset: that write must fail with
     # EPIPE, never kill the node (``python -m server.cli`` restores SIGPIPE's default for
     # the other commands' pipes; a storm of reconnects killed a node that way).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    lean_records()  # a line per socket: each costs less
     app = create_app(settings)
     AtelierHttpProtocol.head_timeout_s = settings.preauth_timeout_s
 

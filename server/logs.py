@@ -30,8 +30,27 @@ _OIDC = re.compile(r"(?<![\w-])((?:code|state)=)[^&\s\"']+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    text = _OIDC.sub(r"\1[redacted]", _TOKEN.sub(r"\1[redacted]", text))
-    return _BEARER.sub(r"\1[redacted]", text)
+    # Each pattern runs only where its literal appears (its case aside): a regex scan
+    # of every line cost 20 µs, a third of a socket's access line (the storm's 7 % of
+    # CPU in logging). A substitution never adds a literal, so this is the same result.
+    lowered = text.lower()
+    if "token=" in lowered:
+        text = _TOKEN.sub(r"\1[redacted]", text)
+    if "code=" in lowered or "state=" in lowered:
+        text = _OIDC.sub(r"\1[redacted]", text)
+    if "bearer" in lowered:
+        text = _BEARER.sub(r"\1[redacted]", text)
+    return text
+
+
+def lean_records() -> None:
+    """Stop gathering, for every record, what no format of ours prints: the caller's
+    file, line and function (a walk up the stack per line) and the thread and process
+    names. The logging HOWTO's "Optimization" knobs; 10 µs of a line's 50."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 class RedactTokens(logging.Filter):

@@ -47,7 +47,13 @@ def create_engine(url: str) -> AsyncEngine:
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, hide_parameters=True)
+        # pool_size: SQLAlchemy's default of 5 is under the doc loads admission lets run
+        # at once (ADMISSION_LOADS, 8) plus the writer: in a storm the overflow
+        # connections were opened, tuned and closed over and over (aiosqlite starts a
+        # thread for each; py-spy). Idle, an aiosqlite connection is a parked thread.
+        on_disk = bool(database) and database != ":memory:" and "mode=memory" not in url
+        pool: dict[str, Any] = {"pool_size": 12} if on_disk else {}
+        engine = create_async_engine(url, hide_parameters=True, **pool)
         _tune_sqlite(engine)
         return engine
     return create_async_engine(

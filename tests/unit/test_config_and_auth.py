@@ -45,6 +45,25 @@ def test_redaction_of_tokens_in_log_lines() -> None:
     assert "eyJabc" not in clean and "token=[redacted]&x=1" in clean
 
 
+@pytest.mark.parametrize(
+    ("line", "secrets_in_it"),
+    [
+        ("GET /yjs/r/d?TOKEN=eyJabc.def", ["eyJabc"]),
+        ("authorization: BEARER eyJabc.def", ["eyJabc"]),
+        ("GET /auth/callback?Code=one-time&STATE=xyz", ["one-time", "xyz"]),
+        ("GET /a?token=t1&code=c1 Bearer b1.b2", ["t1", "c1", "b1.b2"]),
+    ],
+)
+def test_redaction_whatever_the_case_and_the_mix(line: str, secrets_in_it: list[str]) -> None:
+    # Each pattern runs only where its literal appears: the check ignores case as the
+    # patterns do, and one substitution never hides another's literal.
+    clean = redact(line)
+    for secret in secrets_in_it:
+        assert secret not in clean, (line, clean)
+    assert clean.count("[redacted]") == len(secrets_in_it)
+    assert redact("GET /healthz 200") == "GET /healthz 200"
+
+
 G, C = RoomKind.GROUP, RoomKind.CLASS
 
 
