@@ -60,7 +60,9 @@ def storm_section(runs: list[dict], plan: dict) -> list[str]:
         "over the storm, from `/proc`, and server CPU per synced socket (CPU time ÷ synced: "
         "steadier than connects/s when the machine is shared); generator CPU summed over its "
         "processes; other CPU: everything else on the machine meanwhile (a shared machine: "
-        "read it first).",
+        "read it first). `relay` and `relay-python` are floors, not servers: the trivial "
+        "relay (no document, no token) on Node and on Atelier's own Python stack, the least "
+        "a socket costs on each (bench/README.md).",
         "",
         "| server | synced | connects/s | to synced p50 / p95 / p99 / max ms | last attempt "
         "p99 ms | failed | retries (sockets) | retry signals honoured | closes | HTTP statuses "
