@@ -475,6 +475,7 @@ def chart(summary: dict[str, dict[str, dict]], sat: list[dict], out: Path) -> No
         "y-websocket": "#2ca02c",
         "pycrdt-websocket": "#9467bd",
         "relay": "#7f7f7f",
+        "relay-python": "#bcbd22",
     }
     for j, name in enumerate(names):
         ax = axes[0][j]

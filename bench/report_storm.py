@@ -81,7 +81,7 @@ def storm_section(runs: list[dict], plan: dict) -> list[str]:
             f"{f(r.get('retries'))} ({f(r.get('retriedSockets'))}) | "
             f"{f(ra.get('close1013'))} × 1013, {f(ra.get('http503'))} × 503 | "
             f"{_codes(r.get('closes'))} | {_codes(r.get('statuses'))} | "
-            f"{f(srv.get('cpu_pct'))} | {f(srv.get('cpu_ms_per_connect'))} | "
+            f"{f(srv.get('cpu_pct'))} | {f(srv.get('cpu_ms_per_connect'), 2)} | "
             f"{f(srv.get('rss_mib_max'))} | "
             f"{f((r.get('generator') or {}).get('cpuPct'))} | {f(r.get('other_cpu_pct'))} | "
             f"{_notes(r)} |"
