@@ -4,9 +4,10 @@ A node holds, for hours, thousands of sockets, docs and their protocol objects: 
 a million objects tracked by Python's cyclic collector at 10,000 sockets. With Python's
 default thresholds (700, 10, 10) a full collection runs each time that heap has grown by
 a quarter, and each walks all of it: in a storm of 10,000 connects (bench/storm.py) the
-node spent 4–5 s of its ~20 s in 11 full collections, the longest 0.85–1.4 s, during
-which no socket was read or written (gc.callbacks, measured on the storm; py-spy showed
-the pauses as single 47-sample stacks on whatever line allocated).
+node spent 4–6 s of its ~20 s in the collector, most of it in 11 full collections, the
+longest 0.85–1.4 s, during which no socket was read or written (gc.callbacks, measured
+on the storm; py-spy showed the pauses as single 47-sample stacks on whatever line
+allocated).
 
 Two changes, made once the application has started (``settle``):
 
