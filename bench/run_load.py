@@ -32,6 +32,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from bench.peers import raise_nofile
 from bench.scenarios import SCENARIOS, Scenario, get, tokens_per_room
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,8 +158,6 @@ def relay_target(
 ) -> Iterator[tuple[list[str], dict[str, int], dict]]:
     """The trivial relay: Node's (``loadgen/relay.mjs``), or the same on Atelier's Python
     stack (``bench/relay_py.py``)."""
-    from bench.peers import raise_nofile
-
     procs = []
     urls = []
     if python:

@@ -36,6 +36,7 @@ from server import metrics
 from server.admission.loads import LoadBound
 from server.bus.outbox import Outbox
 from server.bus.watch import NodeWatch
+from server.cache import Loads
 from server.config import Settings
 from server.metrics.hot import APPLY_BUS, APPLY_CLIENT, FANOUT_BUS, FANOUT_CLIENT, TRAFFIC
 from server.persistence.audit import Note
@@ -128,8 +129,9 @@ class RoomRegistry:
         watch.watch(self.relay.suspects, self.relay.purge)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        #: room id → the names of its docs: ``may_load``'s room look-ups.
-        self._names: TTLCache[str, set[str]] = TTLCache(ROOM_NAMES_KEPT, ROOM_NAMES_TTL_S)
+        #: room id → the names of its docs: ``may_load``'s room look-ups, concurrent
+        #: misses of one room sharing one read.
+        self._names: Loads[str, set[str]] = Loads(TTLCache(ROOM_NAMES_KEPT, ROOM_NAMES_TTL_S))
         self.closing = False
 
     # --- lifecycle ---
@@ -221,10 +223,7 @@ class RoomRegistry:
         first loads (every group opening its docs at 08:00) asks once per room, not once
         per doc. What another node creates meanwhile is seen at the next read; the limit
         is a guard against runaway clients, not an exact quota."""
-        names = self._names.get(room_id)
-        if names is None:
-            names = self._names[room_id] = await self.store.names(room_id, limit)
-        return names
+        return await self._names.get(room_id, lambda: self.store.names(room_id, limit))
 
     def join(self, live: LiveDoc, peer: PeerHandle) -> DocSession:
         session = live.attach(peer)

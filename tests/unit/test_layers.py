@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"config"},
     "bus": {"config"},
     "persistence": {"config"},
-    "rooms": {"admission", "bus", "config", "persistence", "sync", "transport"},
+    "rooms": {"admission", "bus", "cache", "config", "persistence", "sync", "transport"},
     "live": {"bus", "config", "persistence", "rooms", "transport"},
     "progress": {"config", "persistence", "rooms", "sync"},
     "notifications": {"config", "persistence"},
